@@ -1,0 +1,300 @@
+//! One control connection, shared by any number of threads.
+//!
+//! There is no background thread: whichever thread is waiting (for its reply
+//! or for an event) and finds nobody reading becomes the reader, reads a
+//! batch of frames, files every reply under its id and every event in the
+//! queue, then hands the role on. This keeps a ping to one thread switch on
+//! each side and leaves the host application's threads and signals alone.
+
+use crate::error::{Code, Error, Result};
+use crate::proto::{
+    Event, FrameReader, Reply, Request, RequestFrame, ServerFrame, decode_server_frame,
+    encode_request,
+};
+use crate::transport::{self, Notifier};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+/// Bytes read from the control socket in one go.
+const READ_CHUNK: usize = 64 * 1024;
+
+pub(crate) type ReplyResult = Result<(Reply, Option<OwnedFd>)>;
+
+struct State {
+    /// A thread is inside `read_batch` with `rx` and `fds` taken out.
+    reading: bool,
+    rx: FrameReader,
+    buf: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
+    replies: HashMap<u64, ReplyResult>,
+    /// Ids whose replies nobody will collect (fire-and-forget requests).
+    discard: HashSet<u64>,
+    events: VecDeque<Event>,
+    notifier: Notifier,
+    /// Set once the connection failed; every later call gets it.
+    dead: Option<Error>,
+}
+
+pub(crate) struct Conn {
+    sock: OwnedFd,
+    write_lock: Mutex<()>,
+    state: Mutex<State>,
+    cv: Condvar,
+    next_id: AtomicU64,
+    event_fd: i32,
+}
+
+fn disconnected(why: &str) -> Error {
+    Error::new(Code::PSM_ERR_DISCONNECTED, why.to_string())
+}
+
+impl Conn {
+    pub(crate) fn new(sock: OwnedFd) -> Result<Conn> {
+        let notifier = Notifier::new(sock.as_raw_fd())
+            .map_err(|e| Error::io("creating the event descriptor", e))?;
+        let event_fd = notifier.fd();
+        Ok(Conn {
+            sock,
+            write_lock: Mutex::new(()),
+            state: Mutex::new(State {
+                reading: false,
+                rx: FrameReader::new(),
+                buf: vec![0; READ_CHUNK],
+                fds: VecDeque::new(),
+                replies: HashMap::new(),
+                discard: HashSet::new(),
+                events: VecDeque::new(),
+                notifier,
+                dead: None,
+            }),
+            cv: Condvar::new(),
+            next_id: AtomicU64::new(1),
+            event_fd,
+        })
+    }
+
+    pub(crate) fn event_fd(&self) -> i32 {
+        self.event_fd
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic elsewhere while holding the lock leaves consistent data
+        // (every update is a single insert/push), so poisoning is ignored.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(&self, request: Request) -> Result<u64> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut bytes = Vec::new();
+        encode_request(&RequestFrame { id, request }, &mut bytes)
+            .map_err(|e| Error::new(Code::PSM_ERR_INVALID_ARGUMENT, e.to_string()))?;
+        if let Some(e) = &self.lock().dead {
+            return Err(e.clone());
+        }
+        let _w = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = transport::send_all(self.sock.as_raw_fd(), &bytes) {
+            let err = disconnected(&format!("sending to psmd failed: {e}"));
+            self.fail(err.clone());
+            return Err(err);
+        }
+        Ok(id)
+    }
+
+    /// Sends `request` and waits for its reply.
+    pub(crate) fn call(&self, request: Request) -> ReplyResult {
+        let id = self.send(request)?;
+        match self.wait_for(|st| st.replies.remove(&id), None)? {
+            Some(result) => result,
+            None => Err(Error::new(Code::PSM_ERR_TIMEOUT, "no reply from psmd")),
+        }
+    }
+
+    /// Sends `request` and does not wait; its reply is dropped on arrival.
+    pub(crate) fn send_and_forget(&self, request: Request) {
+        if let Ok(id) = self.send(request) {
+            let mut st = self.lock();
+            if st.replies.remove(&id).is_none() {
+                st.discard.insert(id);
+            }
+        }
+    }
+
+    /// The next event, waiting up to `timeout` (None: forever).
+    pub(crate) fn next_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        self.wait_for(
+            |st| {
+                let ev = st.events.pop_front();
+                if st.events.is_empty() {
+                    st.notifier.lower();
+                }
+                ev
+            },
+            deadline,
+        )
+    }
+
+    /// Runs `take` under the lock until it yields something, reading frames
+    /// (or waiting for the thread that reads) in between. `Ok(None)` means the
+    /// deadline passed.
+    fn wait_for<T>(
+        &self,
+        mut take: impl FnMut(&mut State) -> Option<T>,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>> {
+        let mut st = self.lock();
+        loop {
+            if let Some(v) = take(&mut st) {
+                return Ok(Some(v));
+            }
+            if let Some(e) = &st.dead {
+                return Err(e.clone());
+            }
+            let left = match deadline {
+                Some(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) => Some(left),
+                    None => return Ok(None),
+                },
+                None => None,
+            };
+            if st.reading {
+                st = match left {
+                    Some(left) => {
+                        self.cv
+                            .wait_timeout(st, left)
+                            .unwrap_or_else(|p| p.into_inner())
+                            .0
+                    }
+                    None => self.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
+                };
+                continue;
+            }
+            st.reading = true;
+            let mut rx = std::mem::take(&mut st.rx);
+            let mut buf = std::mem::take(&mut st.buf);
+            let mut fds = std::mem::take(&mut st.fds);
+            drop(st);
+            let outcome = self.read_some(&mut buf, &mut rx, &mut fds, left);
+            st = self.lock();
+            st.rx = rx;
+            st.buf = buf;
+            st.fds = fds;
+            st.reading = false;
+            match outcome {
+                Ok(true) => self.file_frames(&mut st),
+                Ok(false) => {}
+                Err(e) => Self::mark_dead(&mut st, e),
+            }
+            self.cv.notify_all();
+        }
+    }
+
+    /// One read from the socket into `rx`. Ok(false): nothing arrived in time.
+    fn read_some(
+        &self,
+        buf: &mut [u8],
+        rx: &mut FrameReader,
+        fds: &mut VecDeque<OwnedFd>,
+        left: Option<Duration>,
+    ) -> Result<bool> {
+        let fd = self.sock.as_raw_fd();
+        if left.is_some()
+            && !transport::wait_readable(fd, left).map_err(|e| Error::io("waiting for psmd", e))?
+        {
+            return Ok(false);
+        }
+        match transport::recv_with_fds(fd, buf, fds) {
+            Ok(0) => Err(disconnected("psmd closed the connection")),
+            Ok(n) => {
+                rx.push(&buf[..n]);
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => Ok(false),
+            Err(e) => Err(disconnected(&format!("reading from psmd failed: {e}"))),
+        }
+    }
+
+    /// Moves every complete frame from the reader into replies and events.
+    fn file_frames(&self, st: &mut State) {
+        loop {
+            let frame = match st.rx.next_frame() {
+                Ok(Some(body)) => decode_server_frame(body).map_err(|_| body_id(body)),
+                Ok(None) => return,
+                Err(e) => {
+                    Self::mark_dead(st, Error::new(Code::PSM_ERR_PROTOCOL, e.to_string()));
+                    return;
+                }
+            };
+            match frame {
+                Ok(ServerFrame::Reply { id, result }) => {
+                    let result = match result {
+                        Ok(reply @ Reply::Channel { .. }) => match st.fds.pop_front() {
+                            Some(fd) => Ok((reply, Some(fd))),
+                            None => {
+                                let e = Error::new(
+                                    Code::PSM_ERR_PROTOCOL,
+                                    "channel reply without a descriptor",
+                                );
+                                Self::mark_dead(st, e);
+                                return;
+                            }
+                        },
+                        Ok(reply) => Ok((reply, None)),
+                        Err(e) => Err(e),
+                    };
+                    if !st.discard.remove(&id) {
+                        st.replies.insert(id, result);
+                    }
+                }
+                Ok(ServerFrame::Event(ev)) => {
+                    st.events.push_back(ev);
+                    st.notifier.raise();
+                }
+                // A reply this build cannot decode still ends its caller's
+                // wait; an event it cannot decode (a newer daemon's) is skipped.
+                Err(Some(id)) => {
+                    if !st.discard.remove(&id) {
+                        let e = Error::new(
+                            Code::PSM_ERR_PROTOCOL,
+                            "psmd sent a reply this libpsm cannot decode",
+                        );
+                        st.replies.insert(id, Err(e));
+                    }
+                }
+                Err(None) => {}
+            }
+        }
+    }
+
+    fn mark_dead(st: &mut State, e: Error) {
+        if st.dead.is_none() {
+            st.dead = Some(e);
+        }
+        // Wake select() loops so they learn of it from psm_next_event.
+        st.notifier.raise();
+    }
+
+    fn fail(&self, e: Error) {
+        let mut st = self.lock();
+        Self::mark_dead(&mut st, e);
+        self.cv.notify_all();
+    }
+}
+
+/// The id of a reply frame whose body did not decode (variant 0 = Reply).
+fn body_id(body: &[u8]) -> Option<u64> {
+    match postcard::take_from_bytes::<(u32, u64)>(body) {
+        Ok(((0, id), _)) => Some(id),
+        _ => None,
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // Nobody else can hold a reference here; the socket closes with us.
+        let _ = nix::sys::socket::shutdown(self.sock.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+    }
+}

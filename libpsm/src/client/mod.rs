@@ -1,0 +1,253 @@
+//! The safe Rust client of psmd.
+//!
+//! ```no_run
+//! let client = psm::Client::connect("my-app", psm::ConnectFlags::default())?;
+//! client.ping()?;
+//! let digest = client.digest(psm::proto::HashAlg::Sha256, b"abc")?;
+//! # Ok::<(), psm::Error>(())
+//! ```
+//!
+//! A [`Client`] is cheap to clone and may be used from several threads at
+//! once; replies find their caller by request id.
+
+mod conn;
+mod spawn;
+
+pub use spawn::find_daemon;
+
+use crate::error::{Code, Error, Result};
+use crate::proto::{
+    Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX, PROTOCOL_MIN, Reply,
+    Request,
+};
+use crate::transport;
+use conn::Conn;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Options for [`Client::connect`] (the `PSM_CONNECT_*` flags of the C API).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectFlags {
+    /// Fail instead of starting psmd when it is not running.
+    pub no_spawn: bool,
+    /// The application cannot open the HTML dialogs psmd offers.
+    pub no_dialogs: bool,
+}
+
+#[derive(Clone)]
+pub struct Client {
+    conn: Arc<Conn>,
+    session_id: u64,
+    daemon_version: String,
+}
+
+impl Client {
+    /// Connects to the user's psmd (see [`transport::default_socket_path`]),
+    /// starting it if needed.
+    pub fn connect(app_name: &str, flags: ConnectFlags) -> Result<Client> {
+        Client::connect_to(&transport::default_socket_path(), app_name, flags)
+    }
+
+    pub fn connect_to(socket: &Path, app_name: &str, flags: ConnectFlags) -> Result<Client> {
+        if app_name.len() > MAX_APP_NAME {
+            return Err(Error::new(
+                Code::PSM_ERR_INVALID_ARGUMENT,
+                format!(
+                    "application name is {} bytes; the limit is {MAX_APP_NAME}",
+                    app_name.len()
+                ),
+            ));
+        }
+        let stream = spawn::connect(socket, !flags.no_spawn)?;
+        let conn = Conn::new(OwnedFd::from(stream))?;
+        let hello = Request::Hello {
+            version_min: PROTOCOL_MIN,
+            version_max: PROTOCOL_MAX,
+            app_name: app_name.to_string(),
+            flags: if flags.no_dialogs {
+                0
+            } else {
+                crate::proto::HELLO_CAN_SHOW_DIALOGS
+            },
+        };
+        match conn.call(hello)? {
+            (
+                Reply::Hello {
+                    daemon_version,
+                    session_id,
+                    version,
+                },
+                _,
+            ) => {
+                if !(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&version) {
+                    return Err(Error::new(
+                        Code::PSM_ERR_PROTOCOL,
+                        format!(
+                            "psmd chose protocol version {version}, which this libpsm does not speak"
+                        ),
+                    ));
+                }
+                Ok(Client {
+                    conn: Arc::new(conn),
+                    session_id,
+                    daemon_version,
+                })
+            }
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    pub fn daemon_version(&self) -> &str {
+        &self.daemon_version
+    }
+
+    /// Readable (select/poll) when [`next_event`](Self::next_event) may have
+    /// something, including the news that the connection died.
+    pub fn event_fd(&self) -> RawFd {
+        self.conn.event_fd()
+    }
+
+    pub fn ping(&self) -> Result<()> {
+        match self.conn.call(Request::Ping)?.0 {
+            Reply::Pong => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn status_json(&self) -> Result<String> {
+        match self.conn.call(Request::Status)?.0 {
+            Reply::Status { json } => Ok(json),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Fills `buf` from psmd's CSPRNG.
+    pub fn random(&self, buf: &mut [u8]) -> Result<()> {
+        for chunk in buf.chunks_mut(MAX_RANDOM as usize) {
+            match self
+                .conn
+                .call(Request::Random {
+                    len: chunk.len() as u32,
+                })?
+                .0
+            {
+                Reply::Bytes(b) if b.len() == chunk.len() => chunk.copy_from_slice(&b),
+                other => return Err(unexpected(&other)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Digest of `data`; large inputs go through a data channel.
+    pub fn digest(&self, alg: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
+        if data.len() > MAX_INLINE_DIGEST {
+            let stream = self.digest_stream(alg)?;
+            transport::send_all(stream.fd(), data)
+                .map_err(|e| Error::io("writing to the digest channel", e))?;
+            return stream.finish();
+        }
+        match self
+            .conn
+            .call(Request::Digest {
+                alg,
+                data: data.to_vec(),
+            })?
+            .0
+        {
+            Reply::Bytes(d) if d.len() == alg.output_len() => Ok(d),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Opens a data channel that digests everything written to it.
+    pub fn digest_stream(&self, alg: HashAlg) -> Result<Stream> {
+        self.open_stream(Request::DigestStream { alg })
+    }
+
+    fn open_stream(&self, request: Request) -> Result<Stream> {
+        match self.conn.call(request)? {
+            (Reply::Channel { channel }, Some(fd)) => Ok(Stream {
+                conn: self.conn.clone(),
+                channel,
+                fd: Some(fd),
+            }),
+            (other, _) => Err(unexpected(&other)),
+        }
+    }
+
+    /// The next event, waiting at most `timeout` (None: until one comes).
+    /// `Ok(None)` when the time ran out.
+    pub fn next_event(&self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.conn.next_event(timeout)
+    }
+
+    /// Test hook (psmd `--test-hooks` only): occupies a daemon worker.
+    pub fn debug_sleep(&self, ms: u32) -> Result<()> {
+        match self.conn.call(Request::DebugSleep { ms })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn unexpected(reply: &Reply) -> Error {
+    let kind = match reply {
+        Reply::Hello { .. } => "Hello",
+        Reply::Pong => "Pong",
+        Reply::Status { .. } => "Status",
+        Reply::Bytes(_) => "Bytes",
+        Reply::Channel { .. } => "Channel",
+        Reply::Done => "Done",
+    };
+    Error::new(
+        Code::PSM_ERR_PROTOCOL,
+        format!("unexpected {kind} reply from psmd"),
+    )
+}
+
+/// A data channel for a stream operation. Write the input to [`fd`](Self::fd),
+/// then call [`finish`](Self::finish): it ends the input (`SHUT_WR`) and
+/// returns the operation's result.
+pub struct Stream {
+    conn: Arc<Conn>,
+    channel: u64,
+    fd: Option<OwnedFd>,
+}
+
+impl Stream {
+    pub fn fd(&self) -> RawFd {
+        self.fd.as_ref().map_or(-1, |f| f.as_raw_fd())
+    }
+
+    pub fn finish(mut self) -> Result<Vec<u8>> {
+        let fd = self.fd.take();
+        if let Some(fd) = &fd {
+            // ENOTCONN: the application already shut it down, or psmd closed it.
+            let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
+        }
+        let result = self.conn.call(Request::ChannelFinish {
+            channel: self.channel,
+        });
+        self.channel = 0;
+        match result?.0 {
+            Reply::Bytes(b) => Ok(b),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        if self.channel != 0 {
+            self.conn.send_and_forget(Request::ChannelClose {
+                channel: self.channel,
+            });
+        }
+    }
+}

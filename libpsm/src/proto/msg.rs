@@ -1,0 +1,169 @@
+//! Wire messages. Each enum is append-only: new variants go at the end so
+//! that older peers keep decoding the ones they know (postcard encodes the
+//! variant index).
+
+use crate::error::Error;
+use serde::{Deserialize, Serialize};
+
+/// Largest `Random` request the daemon serves in one reply.
+pub const MAX_RANDOM: u32 = 64 * 1024;
+/// Largest buffer `Digest` takes inline; the client streams anything larger.
+pub const MAX_INLINE_DIGEST: usize = 512 * 1024;
+/// Longest application name accepted in `Hello`.
+pub const MAX_APP_NAME: usize = 256;
+
+/// Hello flags: the application can open the HTML dialog URLs psmd sends.
+pub const HELLO_CAN_SHOW_DIALOGS: u32 = 1 << 0;
+/// Hello flags: the application answers prompts itself.
+pub const HELLO_HAS_PROMPT_HANDLER: u32 = 1 << 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HashAlg {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl HashAlg {
+    pub fn output_len(self) -> usize {
+        match self {
+            HashAlg::Sha1 => 20,
+            HashAlg::Sha256 => 32,
+            HashAlg::Sha384 => 48,
+            HashAlg::Sha512 => 64,
+        }
+    }
+}
+
+/// One request from the application: `id` comes back in the reply.
+///
+/// The id is encoded before the body on purpose: a daemon that cannot decode
+/// the body (an unknown request kind from a newer client) can still answer
+/// that id with an error.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestFrame {
+    pub id: u64,
+    pub request: Request,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Request {
+    /// Must be the first request on a connection.
+    Hello {
+        version_min: u16,
+        version_max: u16,
+        app_name: String,
+        flags: u32,
+    },
+    Ping,
+    /// Daemon status as JSON.
+    Status,
+    /// `len` bytes from the operating system's CSPRNG (at most [`MAX_RANDOM`]).
+    Random {
+        len: u32,
+    },
+    /// Digest of an inline buffer (at most [`MAX_INLINE_DIGEST`] bytes).
+    Digest {
+        alg: HashAlg,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Open a data channel that digests what the application writes into it.
+    DigestStream {
+        alg: HashAlg,
+    },
+    /// Wait for the channel's input to end and return its result.
+    ChannelFinish {
+        channel: u64,
+    },
+    /// Drop a channel and whatever it was doing.
+    ChannelClose {
+        channel: u64,
+    },
+    /// Test hook: occupy a worker for `ms` milliseconds. Refused unless psmd
+    /// runs with `--test-hooks`.
+    DebugSleep {
+        ms: u32,
+    },
+}
+
+/// Number of request kinds this build knows; a variant index at or above it
+/// is a request from a newer client.
+pub const REQUEST_KINDS: u32 = 9;
+
+impl Request {
+    /// Name for logs: never includes the request's data.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Request::Hello { .. } => "Hello",
+            Request::Ping => "Ping",
+            Request::Status => "Status",
+            Request::Random { .. } => "Random",
+            Request::Digest { .. } => "Digest",
+            Request::DigestStream { .. } => "DigestStream",
+            Request::ChannelFinish { .. } => "ChannelFinish",
+            Request::ChannelClose { .. } => "ChannelClose",
+            Request::DebugSleep { .. } => "DebugSleep",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Reply {
+    Hello {
+        daemon_version: String,
+        session_id: u64,
+        version: u16,
+    },
+    Pong,
+    Status {
+        json: String,
+    },
+    Bytes(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A data channel was opened; its descriptor travels with this frame.
+    Channel {
+        channel: u64,
+    },
+    Done,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Event {
+    /// psmd is stopping; requests in flight will fail with
+    /// `PSM_ERR_DISCONNECTED`. A later `psm_connect` starts a new daemon.
+    Shutdown { reason: String },
+    /// Open `url` in an HTML window of the given size.
+    Dialog {
+        id: u64,
+        width: u32,
+        height: u32,
+        modal: bool,
+        url: String,
+    },
+    /// The dialog `id` was answered, cancelled or timed out: close its window.
+    DialogDone { id: u64 },
+}
+
+/// Everything the daemon sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    Reply {
+        id: u64,
+        result: Result<Reply, Error>,
+    },
+    Event(Event),
+}
+
+impl ServerFrame {
+    /// Number of descriptors that travel with this frame.
+    pub fn fd_count(&self) -> usize {
+        match self {
+            ServerFrame::Reply {
+                result: Ok(Reply::Channel { .. }),
+                ..
+            } => 1,
+            _ => 0,
+        }
+    }
+}

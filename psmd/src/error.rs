@@ -1,0 +1,44 @@
+//! The daemon's start-up and run-time errors (request errors are `psm::Error`).
+
+use std::fmt;
+
+#[derive(Debug)]
+pub enum DaemonError {
+    /// Another psmd owns this socket directory.
+    AlreadyRunning(String),
+    /// The socket directory or file is unsafe or unusable.
+    Socket(String),
+    /// Anything else the operating system refused.
+    Os(String),
+}
+
+impl DaemonError {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            DaemonError::AlreadyRunning(_) => 3,
+            DaemonError::Socket(_) => 4,
+            DaemonError::Os(_) => 1,
+        }
+    }
+
+    pub fn os(what: &str, e: impl fmt::Display) -> DaemonError {
+        DaemonError::Os(format!("{what}: {e}"))
+    }
+}
+
+impl fmt::Display for DaemonError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DaemonError::AlreadyRunning(s) => write!(f, "already running: {s}"),
+            DaemonError::Socket(s) | DaemonError::Os(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for DaemonError {}
+
+impl From<psm::Error> for DaemonError {
+    fn from(e: psm::Error) -> DaemonError {
+        DaemonError::Socket(e.message)
+    }
+}

@@ -1,0 +1,677 @@
+//! The mio event loop: one thread owns every socket. Constant tokens for the
+//! listener, the waker and the signal pipe; a slab for connections and data
+//! channels. Edge-triggered: each source is read until WouldBlock or until
+//! its per-turn budget runs out (then it goes on the `ready` queue, so one
+//! busy client cannot starve the others). WRITABLE interest is registered
+//! only while output is pending.
+
+use crate::channel::{Channel, ChannelOp, ChannelState};
+use crate::error::DaemonError;
+use crate::listener::Bound;
+use crate::pool::{Pool, ReplyTo};
+use crate::session::{Outcome, Session, Stats};
+use mio::net::{UnixListener, UnixStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+use psm::proto::{Event, FrameReader, Reply, ServerFrame, encode_server_frame};
+use psm::{Code, Error};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+const LISTENER: Token = Token(usize::MAX - 1);
+const WAKER: Token = Token(usize::MAX - 2);
+const SIGNALS: Token = Token(usize::MAX - 3);
+
+/// A client that does not read its replies stops being read from once this
+/// much output is queued for it: memory stays bounded per connection.
+const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
+/// Pool requests one session may have in flight before we stop reading it.
+const MAX_INFLIGHT: usize = 64;
+/// Data channels one session may hold open.
+const MAX_CHANNELS_PER_SESSION: usize = 256;
+/// Bytes read from one source per turn before others get theirs.
+const CONN_READ_BUDGET: usize = 256 * 1024;
+const CHANNEL_READ_BUDGET: usize = 1024 * 1024;
+/// Size of the loop's shared read buffer.
+const READ_BUF: usize = 256 * 1024;
+/// Kernel buffer for the application's end of a data channel: fewer, larger
+/// writes make streaming cheaper.
+const CHANNEL_SOCKET_BUF: usize = 1024 * 1024;
+
+pub struct Config {
+    pub test_hooks: bool,
+    pub workers: usize,
+}
+
+enum Entry {
+    Conn(Connection),
+    Chan(Channel),
+}
+
+struct Connection {
+    stream: UnixStream,
+    rx: FrameReader,
+    out: VecDeque<OutFrame>,
+    out_bytes: usize,
+    want_write: bool,
+    session: Session,
+}
+
+impl Connection {
+    /// Whether we stop taking requests until replies drain.
+    fn paused(&self) -> bool {
+        self.out_bytes >= MAX_PENDING_OUTPUT || self.session.inflight >= MAX_INFLIGHT
+    }
+}
+
+struct OutFrame {
+    bytes: Vec<u8>,
+    sent: usize,
+    /// Rides on the frame's first byte (`SCM_RIGHTS`).
+    fd: Option<OwnedFd>,
+}
+
+pub struct EventLoop {
+    poll: Poll,
+    bound: Bound,
+    listener: UnixListener,
+    entries: Slab<Entry>,
+    pool: Pool,
+    _waker: Arc<Waker>,
+    signals: UnixStream,
+    terminate: Arc<AtomicBool>,
+    stats: Stats,
+    ready: VecDeque<Token>,
+    buf: Vec<u8>,
+    next_session: u64,
+    next_channel: u64,
+    uid: u32,
+}
+
+impl EventLoop {
+    pub fn new(bound: Bound, config: Config) -> Result<EventLoop, DaemonError> {
+        let poll = Poll::new().map_err(|e| DaemonError::os("epoll", e))?;
+        let listener_fd = bound
+            .listener
+            .try_clone()
+            .map_err(|e| DaemonError::os("dup listener", e))?;
+        let mut listener = UnixListener::from_std(listener_fd);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)
+            .map_err(|e| DaemonError::os("register listener", e))?;
+
+        let waker =
+            Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| DaemonError::os("waker", e))?);
+        let w = waker.clone();
+        let pool = Pool::new(
+            config.workers,
+            Arc::new(move || {
+                let _ = w.wake();
+            }),
+        )
+        .map_err(|e| DaemonError::os("starting workers", e))?;
+
+        let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()
+            .map_err(|e| DaemonError::os("signal pipe", e))?;
+        sig_read
+            .set_nonblocking(true)
+            .map_err(|e| DaemonError::os("signal pipe", e))?;
+        sig_write
+            .set_nonblocking(true)
+            .map_err(|e| DaemonError::os("signal pipe", e))?;
+        let terminate = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, terminate.clone())
+                .map_err(|e| DaemonError::os("signal handler", e))?;
+            let w = sig_write
+                .try_clone()
+                .map_err(|e| DaemonError::os("signal pipe", e))?;
+            signal_hook::low_level::pipe::register(sig, w)
+                .map_err(|e| DaemonError::os("signal handler", e))?;
+        }
+        drop(sig_write);
+        let mut signals = UnixStream::from_std(sig_read);
+        poll.registry()
+            .register(&mut signals, SIGNALS, Interest::READABLE)
+            .map_err(|e| DaemonError::os("register signals", e))?;
+
+        Ok(EventLoop {
+            poll,
+            bound,
+            listener,
+            entries: Slab::new(),
+            pool,
+            _waker: waker,
+            signals,
+            terminate,
+            stats: Stats {
+                started: Instant::now(),
+                sessions: 0,
+                channels: 0,
+                requests_served: 0,
+                test_hooks: config.test_hooks,
+                workers: config.workers,
+            },
+            ready: VecDeque::new(),
+            buf: vec![0; READ_BUF],
+            next_session: 1,
+            next_channel: 1,
+            uid: psm::transport::euid(),
+        })
+    }
+
+    pub fn run(mut self) -> Result<(), DaemonError> {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            let timeout = if self.ready.is_empty() {
+                None
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(DaemonError::os("epoll_wait", e));
+            }
+            for ev in events.iter() {
+                match ev.token() {
+                    LISTENER => self.accept_all(),
+                    WAKER => self.deliver_pool_results(),
+                    SIGNALS => {
+                        let mut b = [0u8; 64];
+                        while (&self.signals).read(&mut b).is_ok_and(|n| n > 0) {}
+                    }
+                    t => {
+                        if ev.is_writable() {
+                            self.flush(t);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.service(t);
+                        }
+                    }
+                }
+            }
+            if self.terminate.load(Ordering::Relaxed) {
+                self.shutdown("psmd received a termination signal");
+                return Ok(());
+            }
+            for _ in 0..self.ready.len() {
+                if let Some(t) = self.ready.pop_front() {
+                    self.service(t);
+                }
+            }
+        }
+    }
+
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => self.admit(stream),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    // EMFILE and friends: log, keep serving existing clients.
+                    tracing::warn!("accept failed: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Checks the peer's uid before reading a byte: another user's process
+    /// is closed without a reply.
+    fn admit(&mut self, mut stream: UnixStream) {
+        let (pid, uid, _gid) = match psm::transport::peer_credentials(&stream) {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("SO_PEERCRED failed, closing connection: {e}");
+                return;
+            }
+        };
+        if uid != self.uid {
+            tracing::warn!(
+                peer_uid = uid,
+                peer_pid = pid,
+                "refused connection from another user"
+            );
+            return;
+        }
+        let entry = self.entries.vacant_entry();
+        let token = Token(entry.key());
+        if let Err(e) = self
+            .poll
+            .registry()
+            .register(&mut stream, token, Interest::READABLE)
+        {
+            tracing::warn!("register connection: {e}");
+            return;
+        }
+        let session = Session::new(self.next_session, pid, uid);
+        self.next_session += 1;
+        tracing::debug!(session = session.id, pid, "connected");
+        entry.insert(Entry::Conn(Connection {
+            stream,
+            rx: FrameReader::new(),
+            out: VecDeque::new(),
+            out_bytes: 0,
+            want_write: false,
+            session,
+        }));
+        self.stats.sessions += 1;
+        self.ready.push_back(token);
+    }
+
+    fn service(&mut self, t: Token) {
+        match self.entries.get(t.0) {
+            Some(Entry::Conn(_)) => self.service_conn(t),
+            Some(Entry::Chan(_)) => self.service_channel(t),
+            None => {}
+        }
+    }
+
+    /// Handles buffered requests, then reads more, within the turn's budget.
+    fn service_conn(&mut self, t: Token) {
+        let mut read = 0;
+        loop {
+            // Requests already buffered come first.
+            loop {
+                let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+                    return;
+                };
+                if conn.paused() {
+                    return; // resumed by flush() or deliver_pool_results()
+                }
+                let handled = match conn.rx.next_frame() {
+                    Ok(Some(body)) => conn.session.handle_frame(&self.stats, body),
+                    Ok(None) => break,
+                    Err(e) => Err(e),
+                };
+                match handled {
+                    Ok((id, outcome)) => {
+                        self.stats.requests_served += 1;
+                        self.apply(t, id, outcome);
+                    }
+                    Err(e) => {
+                        tracing::warn!(
+                            session = conn_session(&self.entries, t),
+                            "closing connection: {e}"
+                        );
+                        self.close_conn(t);
+                        return;
+                    }
+                }
+            }
+            if read >= CONN_READ_BUDGET {
+                self.ready.push_back(t);
+                return;
+            }
+            let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+                return;
+            };
+            match (&conn.stream).read(&mut self.buf) {
+                Ok(0) => {
+                    self.close_conn(t);
+                    return;
+                }
+                Ok(n) => {
+                    conn.rx.push(&self.buf[..n]);
+                    read += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::debug!("read from client failed: {e}");
+                    self.close_conn(t);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, t: Token, id: u64, outcome: Outcome) {
+        match outcome {
+            Outcome::Reply(result) => self.send_reply(t, id, result, None),
+            Outcome::Work(work) => {
+                let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+                    return;
+                };
+                conn.session.inflight += 1;
+                let to = ReplyTo {
+                    token: t.0,
+                    session_id: conn.session.id,
+                    request_id: id,
+                };
+                self.pool.submit(to, work);
+            }
+            Outcome::OpenChannel(op) => match self.open_channel(t, op) {
+                Ok((channel, fd)) => {
+                    self.send_reply(t, id, Ok(Reply::Channel { channel }), Some(fd))
+                }
+                Err(e) => self.send_reply(t, id, Err(e), None),
+            },
+            Outcome::FinishChannel(channel) => self.finish_channel(t, id, channel),
+            Outcome::CloseChannel(channel) => {
+                let result = match self.channel_token(t, channel) {
+                    Some(ct) => {
+                        self.remove_channel(ct);
+                        Ok(Reply::Done)
+                    }
+                    None => Err(no_such_channel(channel)),
+                };
+                self.send_reply(t, id, result, None);
+            }
+        }
+    }
+
+    fn open_channel(&mut self, t: Token, op: Box<dyn ChannelOp>) -> Result<(u64, OwnedFd), Error> {
+        let Some(Entry::Conn(conn)) = self.entries.get(t.0) else {
+            return Err(Error::new(Code::PSM_ERR_INTERNAL, "connection vanished"));
+        };
+        if conn.session.channels.len() >= MAX_CHANNELS_PER_SESSION {
+            return Err(Error::new(
+                Code::PSM_ERR_BUSY,
+                format!(
+                    "this application already has {MAX_CHANNELS_PER_SESSION} data channels open; finish or free some"
+                ),
+            ));
+        }
+        let session_id = conn.session.id;
+        let (ours, theirs) =
+            psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
+        let _ = nix::sys::socket::setsockopt(
+            &theirs,
+            nix::sys::socket::sockopt::SndBuf,
+            &CHANNEL_SOCKET_BUF,
+        );
+        let _ = nix::sys::socket::setsockopt(
+            &ours,
+            nix::sys::socket::sockopt::RcvBuf,
+            &CHANNEL_SOCKET_BUF,
+        );
+        // SAFETY: `ours` is a connected stream socket we own.
+        let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(ours.into_raw_fd()) };
+        std_stream
+            .set_nonblocking(true)
+            .map_err(|e| Error::io("channel socket", e))?;
+        let mut stream = UnixStream::from_std(std_stream);
+        let entry = self.entries.vacant_entry();
+        let ct = entry.key();
+        self.poll
+            .registry()
+            .register(&mut stream, Token(ct), Interest::READABLE)
+            .map_err(|e| Error::io("register channel", e))?;
+        let id = self.next_channel;
+        self.next_channel += 1;
+        entry.insert(Entry::Chan(Channel {
+            id,
+            stream,
+            owner: t.0,
+            session_id,
+            state: ChannelState::Open(op),
+            finish_waiting: None,
+            bytes_in: 0,
+        }));
+        if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+            conn.session.channels.insert(id, ct);
+        }
+        self.stats.channels += 1;
+        tracing::debug!(session = session_id, channel = id, "channel opened");
+        Ok((id, theirs))
+    }
+
+    fn channel_token(&self, t: Token, channel: u64) -> Option<usize> {
+        match self.entries.get(t.0) {
+            Some(Entry::Conn(conn)) => conn.session.channels.get(&channel).copied(),
+            _ => None,
+        }
+    }
+
+    fn finish_channel(&mut self, t: Token, id: u64, channel: u64) {
+        let Some(ct) = self.channel_token(t, channel) else {
+            return self.send_reply(t, id, Err(no_such_channel(channel)), None);
+        };
+        let Some(Entry::Chan(chan)) = self.entries.get_mut(ct) else {
+            return;
+        };
+        if chan.is_finished() {
+            let result = chan.take_result();
+            self.remove_channel(ct);
+            self.send_reply(t, id, result, None);
+        } else if chan.finish_waiting.is_some() {
+            self.send_reply(
+                t,
+                id,
+                Err(Error::new(
+                    Code::PSM_ERR_PROTOCOL,
+                    "ChannelFinish is already pending",
+                )),
+                None,
+            );
+        } else {
+            chan.finish_waiting = Some(id);
+        }
+    }
+
+    /// Reads channel input within the turn's budget; at end of input,
+    /// finishes the operation and answers a parked ChannelFinish.
+    fn service_channel(&mut self, t: Token) {
+        let mut read = 0;
+        loop {
+            let Some(Entry::Chan(chan)) = self.entries.get_mut(t.0) else {
+                return;
+            };
+            if chan.is_finished() {
+                return;
+            }
+            match (&chan.stream).read(&mut self.buf) {
+                Ok(0) => {
+                    chan.feed(None);
+                    break;
+                }
+                Ok(n) => {
+                    chan.feed(Some(&self.buf[..n]));
+                    read += n;
+                    if read >= CHANNEL_READ_BUDGET {
+                        self.ready.push_back(t);
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    chan.fail(Error::io("reading the data channel", e));
+                    break;
+                }
+            }
+        }
+        self.end_of_input(t.0);
+    }
+
+    fn end_of_input(&mut self, ct: usize) {
+        let Some(Entry::Chan(chan)) = self.entries.get_mut(ct) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut chan.stream);
+        // The application reads the channel's output to EOF; a digest has none.
+        let _ = chan.stream.shutdown(std::net::Shutdown::Write);
+        tracing::debug!(
+            channel = chan.id,
+            bytes_in = chan.bytes_in,
+            "channel input ended"
+        );
+        if let Some(id) = chan.finish_waiting.take() {
+            let owner = Token(chan.owner);
+            let result = chan.take_result();
+            self.remove_channel(ct);
+            self.send_reply(owner, id, result, None);
+        }
+    }
+
+    fn remove_channel(&mut self, ct: usize) {
+        if let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) {
+            let _ = self.poll.registry().deregister(&mut chan.stream);
+            if let Some(Entry::Conn(conn)) = self.entries.get_mut(chan.owner)
+                && conn.session.id == chan.session_id
+            {
+                conn.session.channels.remove(&chan.id);
+            }
+            self.stats.channels -= 1;
+        }
+    }
+
+    fn deliver_pool_results(&mut self) {
+        for done in self.pool.take_done() {
+            let t = Token(done.to.token);
+            let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+                continue;
+            };
+            if conn.session.id != done.to.session_id {
+                continue; // that session is gone; its token was reused
+            }
+            let was_paused = conn.paused();
+            conn.session.inflight -= 1;
+            if was_paused && !conn.paused() {
+                self.ready.push_back(t);
+            }
+            self.send_reply(t, done.to.request_id, done.result, None);
+        }
+    }
+
+    fn send_reply(&mut self, t: Token, id: u64, result: Result<Reply, Error>, fd: Option<OwnedFd>) {
+        if let Err(e) = &result {
+            tracing::debug!(request = id, code = ?e.code, "request failed: {}", e.message);
+        }
+        self.send_frame(t, &ServerFrame::Reply { id, result }, fd);
+    }
+
+    fn send_frame(&mut self, t: Token, frame: &ServerFrame, fd: Option<OwnedFd>) {
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+            return;
+        };
+        let mut bytes = Vec::new();
+        if let Err(e) = encode_server_frame(frame, &mut bytes) {
+            let id = match frame {
+                ServerFrame::Reply { id, .. } => *id,
+                ServerFrame::Event(_) => return,
+            };
+            let err = ServerFrame::Reply {
+                id,
+                result: Err(Error::new(
+                    Code::PSM_ERR_INTERNAL,
+                    format!("reply too large: {e}"),
+                )),
+            };
+            encode_server_frame(&err, &mut bytes).expect("an error reply always fits");
+        }
+        conn.out_bytes += bytes.len();
+        conn.out.push_back(OutFrame { bytes, sent: 0, fd });
+        self.flush(t);
+    }
+
+    fn flush(&mut self, t: Token) {
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
+            return;
+        };
+        let was_paused = conn.paused();
+        while let Some(front) = conn.out.front_mut() {
+            let fds: &[i32] = match (&front.fd, front.sent) {
+                (Some(fd), 0) => &[fd.as_raw_fd()],
+                _ => &[],
+            };
+            match psm::transport::send_with_fds(
+                conn.stream.as_raw_fd(),
+                &front.bytes[front.sent..],
+                fds,
+            ) {
+                Ok(n) => {
+                    if n > 0 {
+                        front.fd = None; // the kernel passed its own reference
+                    }
+                    front.sent += n;
+                    conn.out_bytes -= n;
+                    if front.sent == front.bytes.len() {
+                        conn.out.pop_front();
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!("write to client failed: {e}");
+                    self.close_conn(t);
+                    return;
+                }
+            }
+        }
+        let want_write = !conn.out.is_empty();
+        if want_write != conn.want_write {
+            let interest = if want_write {
+                Interest::READABLE | Interest::WRITABLE
+            } else {
+                Interest::READABLE
+            };
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.stream, t, interest)
+                .is_ok()
+            {
+                conn.want_write = want_write;
+            }
+        }
+        if was_paused && !conn.paused() {
+            self.ready.push_back(t);
+        }
+    }
+
+    /// Drops a connection and everything its session held.
+    fn close_conn(&mut self, t: Token) {
+        let Some(Entry::Conn(mut conn)) = self.entries.try_remove(t.0) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        for (_, ct) in conn.session.channels.drain() {
+            if let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) {
+                let _ = self.poll.registry().deregister(&mut chan.stream);
+                self.stats.channels -= 1;
+            }
+        }
+        self.stats.sessions -= 1;
+        tracing::debug!(session = conn.session.id, "disconnected");
+    }
+
+    /// Tells every application we are going, then removes the socket.
+    fn shutdown(&mut self, reason: &str) {
+        tracing::info!("{reason}; shutting down");
+        let conns: Vec<Token> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e, Entry::Conn(_)))
+            .map(|(k, _)| Token(k))
+            .collect();
+        let frame = ServerFrame::Event(Event::Shutdown {
+            reason: reason.to_string(),
+        });
+        for t in conns {
+            self.send_frame(t, &frame, None);
+        }
+        self.bound.remove_socket();
+    }
+}
+
+fn conn_session(entries: &Slab<Entry>, t: Token) -> u64 {
+    match entries.get(t.0) {
+        Some(Entry::Conn(c)) => c.session.id,
+        _ => 0,
+    }
+}
+
+fn no_such_channel(channel: u64) -> Error {
+    Error::new(
+        Code::PSM_ERR_NOT_FOUND,
+        format!("no data channel {channel} in this session"),
+    )
+}

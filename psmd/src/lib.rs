@@ -1,0 +1,82 @@
+//! psmd, the per-user Personal Security Manager daemon.
+//!
+//! `run` binds the control socket ([`listener`]), hardens and optionally
+//! daemonizes the process ([`process`]), then hands everything to the mio
+//! [`event_loop`]. Each connected application is a [`session::Session`];
+//! requests are dispatched to the op handlers in [`ops`], slow ones run on
+//! the [`pool`], and bulk data flows through [`channel`]s.
+
+pub mod channel;
+pub mod error;
+pub mod event_loop;
+pub mod listener;
+pub mod logging;
+pub mod ops;
+pub mod pool;
+pub mod process;
+pub mod session;
+
+pub use error::DaemonError;
+
+use clap::Parser;
+use std::path::PathBuf;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "psmd",
+    version,
+    about = "Personal Security Manager daemon (one per user)"
+)]
+pub struct Options {
+    /// Control socket path (default: $PSM_SOCKET, else $XDG_RUNTIME_DIR/psm/control,
+    /// else /tmp/psm-$UID/control).
+    #[arg(long)]
+    pub socket: Option<PathBuf>,
+    /// Detach: fork once the socket is bound; the first process exits 0
+    /// when the daemon accepts connections (used by libpsm's auto-start).
+    #[arg(long)]
+    pub daemon: bool,
+    /// More log output (-v debug, -vv trace). Logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Enable requests that exist only for tests (DebugSleep).
+    #[arg(long, hide = true)]
+    pub test_hooks: bool,
+    /// Worker threads for slow requests (default: number of CPUs, at least 2).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+pub fn run(opts: Options) -> Result<(), DaemonError> {
+    process::harden()?;
+    let socket = opts
+        .socket
+        .clone()
+        .unwrap_or_else(psm::transport::default_socket_path);
+    let bound = match listener::bind(&socket) {
+        // Auto-start lost a race with a psmd started some other way: the
+        // socket is served, which is all the spawning application wanted.
+        Err(DaemonError::AlreadyRunning(why)) if opts.daemon => {
+            tracing::info!("not starting: {why}");
+            return Ok(());
+        }
+        r => r?,
+    };
+    tracing::info!(socket = %socket.display(), pid = std::process::id(), "psmd listening");
+    if opts.daemon {
+        process::detach()?;
+    }
+    bound.record_pid();
+    let workers = opts.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map_or(2, |n| n.get())
+            .max(2)
+    });
+    let config = event_loop::Config {
+        test_hooks: opts.test_hooks,
+        workers,
+    };
+    let result = event_loop::EventLoop::new(bound, config)?.run();
+    tracing::info!("psmd stopped");
+    result
+}

@@ -1,0 +1,110 @@
+//! Binding the control socket: private directory, single instance, stale
+//! socket recovery, mode 0600.
+
+use crate::error::DaemonError;
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long an existing socket may take to accept before we call it stale.
+const STALE_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A bound control socket and the lock that makes us the only psmd for it.
+pub struct Bound {
+    pub listener: UnixListener,
+    pub path: PathBuf,
+    /// (dev, ino) of the socket file we created, so that shutdown removes
+    /// our socket and never a successor's.
+    identity: (u64, u64),
+    _lock: Flock<File>,
+}
+
+impl Bound {
+    /// Records our pid in `daemon.lock` (after any fork), for tools and tests
+    /// that need to signal the daemon.
+    pub fn record_pid(&self) {
+        use std::io::{Seek, Write};
+        let mut f: &File = &self._lock;
+        let _ = f.set_len(0);
+        let _ = f.seek(std::io::SeekFrom::Start(0));
+        let _ = writeln!(f, "{}", std::process::id());
+    }
+
+    /// Removes the socket file if it is still the one we bound.
+    pub fn remove_socket(&self) {
+        if let Ok(m) = std::fs::symlink_metadata(&self.path)
+            && (m.dev(), m.ino()) == self.identity
+        {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
+    let dir = psm::transport::socket_dir(path)?;
+    psm::transport::ensure_private_dir(dir)?;
+    let lock = lock_instance(dir)?;
+    let listener = match UnixListener::bind(path) {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            // We hold the instance lock, so no psmd of ours owns this socket;
+            // still, never steal a socket that answers.
+            if UnixStream::connect(path)
+                .is_ok_and(|s| s.set_read_timeout(Some(STALE_PROBE_TIMEOUT)).is_ok())
+            {
+                return Err(DaemonError::AlreadyRunning(format!(
+                    "another process is listening on {}",
+                    path.display()
+                )));
+            }
+            tracing::info!(socket = %path.display(), "removing stale socket");
+            std::fs::remove_file(path).map_err(|e| {
+                DaemonError::Socket(format!("removing stale socket {}: {e}", path.display()))
+            })?;
+            UnixListener::bind(path)
+                .map_err(|e| DaemonError::Socket(format!("binding {}: {e}", path.display())))?
+        }
+        Err(e) => {
+            return Err(DaemonError::Socket(format!(
+                "binding {}: {e}",
+                path.display()
+            )));
+        }
+    };
+    // umask 077 already made it 0600; say so explicitly in case umask changes.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| DaemonError::Socket(format!("chmod 600 {}: {e}", path.display())))?;
+    let meta = std::fs::symlink_metadata(path)
+        .map_err(|e| DaemonError::Socket(format!("{}: {e}", path.display())))?;
+    listener
+        .set_nonblocking(true)
+        .map_err(|e| DaemonError::os("set_nonblocking", e))?;
+    Ok(Bound {
+        listener,
+        path: path.to_path_buf(),
+        identity: (meta.dev(), meta.ino()),
+        _lock: lock,
+    })
+}
+
+fn lock_instance(dir: &Path) -> Result<Flock<File>, DaemonError> {
+    let path = dir.join("daemon.lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(&path)
+        .map_err(|e| DaemonError::Socket(format!("opening {}: {e}", path.display())))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| match e {
+        nix::errno::Errno::EWOULDBLOCK => {
+            DaemonError::AlreadyRunning(format!("another psmd holds {}", path.display()))
+        }
+        e => DaemonError::Socket(format!("locking {}: {e}", path.display())),
+    })
+}

@@ -1,0 +1,120 @@
+//! One session per connected application: who it is, what it holds, and
+//! the dispatch of its requests to the op handlers.
+
+use crate::channel::ChannelOp;
+use crate::ops;
+use crate::pool::Work;
+use psm::proto::{FrameError, Reply, Request, RequestFrame, decode_request};
+use psm::{Code, Error};
+use std::collections::HashMap;
+use std::time::Instant;
+
+/// Daemon-wide figures the Status request reports.
+pub struct Stats {
+    pub started: Instant,
+    pub sessions: usize,
+    pub channels: usize,
+    pub requests_served: u64,
+    pub test_hooks: bool,
+    pub workers: usize,
+}
+
+/// What the event loop must do for a request.
+pub enum Outcome {
+    Reply(Result<Reply, Error>),
+    /// Run on the worker pool; the result is the reply.
+    Work(Work),
+    /// Create a data channel running this operation; reply `Channel` with its fd.
+    OpenChannel(Box<dyn ChannelOp>),
+    /// Reply with the channel's result once its input has ended.
+    FinishChannel(u64),
+    CloseChannel(u64),
+}
+
+pub struct Session {
+    pub id: u64,
+    pub pid: i32,
+    pub uid: u32,
+    /// Set by Hello; nothing else is served before it.
+    pub app_name: Option<String>,
+    pub hello_flags: u32,
+    pub version: u16,
+    /// Open data channels: channel id → slab token of the channel.
+    pub channels: HashMap<u64, usize>,
+    /// Requests on the worker pool not answered yet.
+    pub inflight: usize,
+}
+
+impl Session {
+    pub fn new(id: u64, pid: i32, uid: u32) -> Session {
+        Session {
+            id,
+            pid,
+            uid,
+            app_name: None,
+            hello_flags: 0,
+            version: 0,
+            channels: HashMap::new(),
+            inflight: 0,
+        }
+    }
+
+    /// Decodes and dispatches one frame body: `Ok((request id, outcome))`,
+    /// or `Err(why)` when the frame is so broken the connection must close.
+    pub fn handle_frame(
+        &mut self,
+        stats: &Stats,
+        body: &[u8],
+    ) -> Result<(u64, Outcome), FrameError> {
+        match decode_request(body) {
+            Ok(RequestFrame { id, request }) => Ok((id, self.dispatch(stats, request))),
+            Err(FrameError::UnknownKind { id, kind }) => Ok((
+                id,
+                Outcome::Reply(Err(Error::new(
+                    Code::PSM_ERR_UNSUPPORTED,
+                    format!(
+                        "request kind {kind} is unknown to psmd {}; upgrade psmd",
+                        env!("CARGO_PKG_VERSION")
+                    ),
+                ))),
+            )),
+            Err(FrameError::Malformed { id }) => Ok((
+                id,
+                Outcome::Reply(Err(Error::new(Code::PSM_ERR_PROTOCOL, "malformed request"))),
+            )),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn dispatch(&mut self, stats: &Stats, request: Request) -> Outcome {
+        tracing::trace!(session = self.id, kind = request.kind(), "request");
+        if self.app_name.is_none() && !matches!(request, Request::Hello { .. }) {
+            return Outcome::Reply(Err(Error::new(
+                Code::PSM_ERR_PROTOCOL,
+                "the first request must be Hello",
+            )));
+        }
+        match request {
+            Request::Hello {
+                version_min,
+                version_max,
+                app_name,
+                flags,
+            } => Outcome::Reply(ops::core::hello(
+                self,
+                version_min,
+                version_max,
+                app_name,
+                flags,
+            )),
+            Request::Ping => Outcome::Reply(Ok(Reply::Pong)),
+            Request::Status => Outcome::Reply(ops::core::status(stats)),
+            Request::Random { len } => Outcome::Reply(ops::crypto::random(len)),
+            Request::Digest { alg, data } => ops::crypto::digest(alg, data),
+            Request::DigestStream { alg } => Outcome::OpenChannel(ops::crypto::digest_stream(alg)),
+            Request::ChannelFinish { channel } => Outcome::FinishChannel(channel),
+            Request::ChannelClose { channel } => Outcome::CloseChannel(channel),
+            Request::DebugSleep { ms } => ops::debug::sleep(stats, ms),
+        }
+    }
+}
