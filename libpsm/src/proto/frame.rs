@@ -106,6 +106,11 @@ impl FrameReader {
         FrameReader::default()
     }
 
+    /// Bytes held (partial or complete frames not yet taken).
+    pub fn buffered(&self) -> usize {
+        self.buf.len() - self.start
+    }
+
     /// Appends bytes read from the peer.
     pub fn push(&mut self, bytes: &[u8]) {
         self.compact();
