@@ -31,15 +31,12 @@ pub fn default_socket_path() -> PathBuf {
 
 /// The directory holding the socket, which must be private to the user.
 pub fn socket_dir(socket: &Path) -> Result<&Path> {
-    socket
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .ok_or_else(|| {
-            Error::new(
-                Code::PSM_ERR_INVALID_ARGUMENT,
-                format!("socket path {} has no directory", socket.display()),
-            )
-        })
+    socket.parent().filter(|p| !p.as_os_str().is_empty()).ok_or_else(|| {
+        Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("socket path {} has no directory", socket.display()),
+        )
+    })
 }
 
 /// Creates `dir` (mode 0700) if it is missing, then checks it: a real
@@ -62,10 +59,7 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 
 pub fn check_private_dir(dir: &Path) -> Result<()> {
     let meta = std::fs::symlink_metadata(dir).map_err(|e| {
-        Error::new(
-            Code::PSM_ERR_PERMISSION_DENIED,
-            format!("socket directory {}: {e}", dir.display()),
-        )
+        Error::new(Code::PSM_ERR_PERMISSION_DENIED, format!("socket directory {}: {e}", dir.display()))
     })?;
     let denied = |why: String| Err(Error::new(Code::PSM_ERR_PERMISSION_DENIED, why));
     if !meta.file_type().is_dir() {
@@ -160,13 +154,8 @@ pub fn recv_with_fds(fd: RawFd, buf: &mut [u8], fds: &mut VecDeque<OwnedFd>) -> 
 /// A connected pair of stream sockets, both close-on-exec.
 pub fn socketpair() -> io::Result<(OwnedFd, OwnedFd)> {
     use nix::sys::socket::{AddressFamily, SockFlag, SockType};
-    nix::sys::socket::socketpair(
-        AddressFamily::Unix,
-        SockType::Stream,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(io::Error::from)
+    nix::sys::socket::socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+        .map_err(io::Error::from)
 }
 
 /// A select()-able descriptor for applications: an epoll set holding the
@@ -193,19 +182,12 @@ impl Notifier {
         }
         let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
         for fd in [socket, eventfd.as_raw_fd()] {
-            let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
-                u64: fd as u64,
-            };
+            let mut ev = libc::epoll_event { events: libc::EPOLLIN as u32, u64: fd as u64 };
             if unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) } < 0 {
                 return Err(io::Error::last_os_error());
             }
         }
-        Ok(Notifier {
-            epoll,
-            eventfd,
-            raised: false,
-        })
+        Ok(Notifier { epoll, eventfd, raised: false })
     }
 
     pub fn fd(&self) -> RawFd {
@@ -245,11 +227,7 @@ pub fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Res
                     + i32::from(left.subsec_nanos() % 1_000_000 != 0)
             }
         };
-        let mut pfd = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd on the stack.
         let r = unsafe { libc::poll(&mut pfd, 1, ms) };
         if r < 0 {
@@ -289,11 +267,7 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
         let err = ensure_private_dir(&dir).unwrap_err();
         assert_eq!(err.code, Code::PSM_ERR_PERMISSION_DENIED);
-        assert!(
-            err.message.contains("mode 0755; expected 0700"),
-            "{}",
-            err.message
-        );
+        assert!(err.message.contains("mode 0755; expected 0700"), "{}", err.message);
     }
 
     #[test]
@@ -311,10 +285,7 @@ mod tests {
     fn descriptors_travel_with_data() {
         let (a, b) = socketpair().unwrap();
         let (x, _y) = socketpair().unwrap();
-        assert_eq!(
-            send_with_fds(a.as_raw_fd(), b"hi", &[x.as_raw_fd()]).unwrap(),
-            2
-        );
+        assert_eq!(send_with_fds(a.as_raw_fd(), b"hi", &[x.as_raw_fd()]).unwrap(), 2);
         let mut buf = [0u8; 8];
         let mut fds = VecDeque::new();
         assert_eq!(recv_with_fds(b.as_raw_fd(), &mut buf, &mut fds).unwrap(), 2);

@@ -67,10 +67,7 @@ impl Channel {
             ChannelState::Finished(r) => r,
             ChannelState::Open(op) => {
                 self.state = ChannelState::Open(op);
-                Err(psm::Error::new(
-                    psm::Code::PSM_ERR_INTERNAL,
-                    "channel not finished",
-                ))
+                Err(psm::Error::new(psm::Code::PSM_ERR_INTERNAL, "channel not finished"))
             }
         }
     }

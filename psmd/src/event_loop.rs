@@ -47,6 +47,30 @@ pub struct Config {
     pub workers: usize,
 }
 
+/// SIGTERM/SIGINT turned into a flag plus a byte on a pipe the loop polls.
+pub struct Signals {
+    pipe: UnixStream,
+    terminate: Arc<AtomicBool>,
+}
+
+impl Signals {
+    /// Installed before the socket is bound, so that a signal arriving as
+    /// soon as clients can connect already means a clean shutdown.
+    pub fn install() -> Result<Signals, DaemonError> {
+        let err = |what| move |e| DaemonError::os(what, e);
+        let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair().map_err(err("signal pipe"))?;
+        sig_read.set_nonblocking(true).map_err(err("signal pipe"))?;
+        sig_write.set_nonblocking(true).map_err(err("signal pipe"))?;
+        let terminate = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+            signal_hook::flag::register(sig, terminate.clone()).map_err(err("signal handler"))?;
+            let w = sig_write.try_clone().map_err(err("signal pipe"))?;
+            signal_hook::low_level::pipe::register(sig, w).map_err(err("signal handler"))?;
+        }
+        Ok(Signals { pipe: UnixStream::from_std(sig_read), terminate })
+    }
+}
+
 enum Entry {
     Conn(Connection),
     Chan(Channel),
@@ -93,19 +117,15 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(bound: Bound, config: Config) -> Result<EventLoop, DaemonError> {
+    pub fn new(bound: Bound, signals: Signals, config: Config) -> Result<EventLoop, DaemonError> {
         let poll = Poll::new().map_err(|e| DaemonError::os("epoll", e))?;
-        let listener_fd = bound
-            .listener
-            .try_clone()
-            .map_err(|e| DaemonError::os("dup listener", e))?;
+        let listener_fd = bound.listener.try_clone().map_err(|e| DaemonError::os("dup listener", e))?;
         let mut listener = UnixListener::from_std(listener_fd);
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)
             .map_err(|e| DaemonError::os("register listener", e))?;
 
-        let waker =
-            Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| DaemonError::os("waker", e))?);
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| DaemonError::os("waker", e))?);
         let w = waker.clone();
         let pool = Pool::new(
             config.workers,
@@ -115,26 +135,7 @@ impl EventLoop {
         )
         .map_err(|e| DaemonError::os("starting workers", e))?;
 
-        let (sig_read, sig_write) = std::os::unix::net::UnixStream::pair()
-            .map_err(|e| DaemonError::os("signal pipe", e))?;
-        sig_read
-            .set_nonblocking(true)
-            .map_err(|e| DaemonError::os("signal pipe", e))?;
-        sig_write
-            .set_nonblocking(true)
-            .map_err(|e| DaemonError::os("signal pipe", e))?;
-        let terminate = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, terminate.clone())
-                .map_err(|e| DaemonError::os("signal handler", e))?;
-            let w = sig_write
-                .try_clone()
-                .map_err(|e| DaemonError::os("signal pipe", e))?;
-            signal_hook::low_level::pipe::register(sig, w)
-                .map_err(|e| DaemonError::os("signal handler", e))?;
-        }
-        drop(sig_write);
-        let mut signals = UnixStream::from_std(sig_read);
+        let Signals { pipe: mut signals, terminate } = signals;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| DaemonError::os("register signals", e))?;
@@ -167,11 +168,7 @@ impl EventLoop {
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.ready.is_empty() {
-                None
-            } else {
-                Some(Duration::ZERO)
-            };
+            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -234,20 +231,12 @@ impl EventLoop {
             }
         };
         if uid != self.uid {
-            tracing::warn!(
-                peer_uid = uid,
-                peer_pid = pid,
-                "refused connection from another user"
-            );
+            tracing::warn!(peer_uid = uid, peer_pid = pid, "refused connection from another user");
             return;
         }
         let entry = self.entries.vacant_entry();
         let token = Token(entry.key());
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, token, Interest::READABLE)
-        {
+        if let Err(e) = self.poll.registry().register(&mut stream, token, Interest::READABLE) {
             tracing::warn!("register connection: {e}");
             return;
         }
@@ -297,10 +286,7 @@ impl EventLoop {
                         self.apply(t, id, outcome);
                     }
                     Err(e) => {
-                        tracing::warn!(
-                            session = conn_session(&self.entries, t),
-                            "closing connection: {e}"
-                        );
+                        tracing::warn!(session = conn_session(&self.entries, t), "closing connection: {e}");
                         self.close_conn(t);
                         return;
                     }
@@ -341,17 +327,11 @@ impl EventLoop {
                     return;
                 };
                 conn.session.inflight += 1;
-                let to = ReplyTo {
-                    token: t.0,
-                    session_id: conn.session.id,
-                    request_id: id,
-                };
+                let to = ReplyTo { token: t.0, session_id: conn.session.id, request_id: id };
                 self.pool.submit(to, work);
             }
             Outcome::OpenChannel(op) => match self.open_channel(t, op) {
-                Ok((channel, fd)) => {
-                    self.send_reply(t, id, Ok(Reply::Channel { channel }), Some(fd))
-                }
+                Ok((channel, fd)) => self.send_reply(t, id, Ok(Reply::Channel { channel }), Some(fd)),
                 Err(e) => self.send_reply(t, id, Err(e), None),
             },
             Outcome::FinishChannel(channel) => self.finish_channel(t, id, channel),
@@ -381,23 +361,12 @@ impl EventLoop {
             ));
         }
         let session_id = conn.session.id;
-        let (ours, theirs) =
-            psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
-        let _ = nix::sys::socket::setsockopt(
-            &theirs,
-            nix::sys::socket::sockopt::SndBuf,
-            &CHANNEL_SOCKET_BUF,
-        );
-        let _ = nix::sys::socket::setsockopt(
-            &ours,
-            nix::sys::socket::sockopt::RcvBuf,
-            &CHANNEL_SOCKET_BUF,
-        );
+        let (ours, theirs) = psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
+        let _ = nix::sys::socket::setsockopt(&theirs, nix::sys::socket::sockopt::SndBuf, &CHANNEL_SOCKET_BUF);
+        let _ = nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::RcvBuf, &CHANNEL_SOCKET_BUF);
         // SAFETY: `ours` is a connected stream socket we own.
         let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(ours.into_raw_fd()) };
-        std_stream
-            .set_nonblocking(true)
-            .map_err(|e| Error::io("channel socket", e))?;
+        std_stream.set_nonblocking(true).map_err(|e| Error::io("channel socket", e))?;
         let mut stream = UnixStream::from_std(std_stream);
         let entry = self.entries.vacant_entry();
         let ct = entry.key();
@@ -446,10 +415,7 @@ impl EventLoop {
             self.send_reply(
                 t,
                 id,
-                Err(Error::new(
-                    Code::PSM_ERR_PROTOCOL,
-                    "ChannelFinish is already pending",
-                )),
+                Err(Error::new(Code::PSM_ERR_PROTOCOL, "ChannelFinish is already pending")),
                 None,
             );
         } else {
@@ -499,11 +465,7 @@ impl EventLoop {
         let _ = self.poll.registry().deregister(&mut chan.stream);
         // The application reads the channel's output to EOF; a digest has none.
         let _ = chan.stream.shutdown(std::net::Shutdown::Write);
-        tracing::debug!(
-            channel = chan.id,
-            bytes_in = chan.bytes_in,
-            "channel input ended"
-        );
+        tracing::debug!(channel = chan.id, bytes_in = chan.bytes_in, "channel input ended");
         if let Some(id) = chan.finish_waiting.take() {
             let owner = Token(chan.owner);
             let result = chan.take_result();
@@ -561,10 +523,7 @@ impl EventLoop {
             };
             let err = ServerFrame::Reply {
                 id,
-                result: Err(Error::new(
-                    Code::PSM_ERR_INTERNAL,
-                    format!("reply too large: {e}"),
-                )),
+                result: Err(Error::new(Code::PSM_ERR_INTERNAL, format!("reply too large: {e}"))),
             };
             encode_server_frame(&err, &mut bytes).expect("an error reply always fits");
         }
@@ -583,11 +542,7 @@ impl EventLoop {
                 (Some(fd), 0) => &[fd.as_raw_fd()],
                 _ => &[],
             };
-            match psm::transport::send_with_fds(
-                conn.stream.as_raw_fd(),
-                &front.bytes[front.sent..],
-                fds,
-            ) {
+            match psm::transport::send_with_fds(conn.stream.as_raw_fd(), &front.bytes[front.sent..], fds) {
                 Ok(n) => {
                     if n > 0 {
                         front.fd = None; // the kernel passed its own reference
@@ -608,17 +563,9 @@ impl EventLoop {
         }
         let want_write = !conn.out.is_empty();
         if want_write != conn.want_write {
-            let interest = if want_write {
-                Interest::READABLE | Interest::WRITABLE
-            } else {
-                Interest::READABLE
-            };
-            if self
-                .poll
-                .registry()
-                .reregister(&mut conn.stream, t, interest)
-                .is_ok()
-            {
+            let interest =
+                if want_write { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            if self.poll.registry().reregister(&mut conn.stream, t, interest).is_ok() {
                 conn.want_write = want_write;
             }
         }
@@ -646,15 +593,9 @@ impl EventLoop {
     /// Tells every application we are going, then removes the socket.
     fn shutdown(&mut self, reason: &str) {
         tracing::info!("{reason}; shutting down");
-        let conns: Vec<Token> = self
-            .entries
-            .iter()
-            .filter(|(_, e)| matches!(e, Entry::Conn(_)))
-            .map(|(k, _)| Token(k))
-            .collect();
-        let frame = ServerFrame::Event(Event::Shutdown {
-            reason: reason.to_string(),
-        });
+        let conns: Vec<Token> =
+            self.entries.iter().filter(|(_, e)| matches!(e, Entry::Conn(_))).map(|(k, _)| Token(k)).collect();
+        let frame = ServerFrame::Event(Event::Shutdown { reason: reason.to_string() });
         for t in conns {
             self.send_frame(t, &frame, None);
         }
@@ -670,8 +611,5 @@ fn conn_session(entries: &Slab<Entry>, t: Token) -> u64 {
 }
 
 fn no_such_channel(channel: u64) -> Error {
-    Error::new(
-        Code::PSM_ERR_NOT_FOUND,
-        format!("no data channel {channel} in this session"),
-    )
+    Error::new(Code::PSM_ERR_NOT_FOUND, format!("no data channel {channel} in this session"))
 }

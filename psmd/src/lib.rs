@@ -22,11 +22,7 @@ use clap::Parser;
 use std::path::PathBuf;
 
 #[derive(Parser, Debug, Clone)]
-#[command(
-    name = "psmd",
-    version,
-    about = "Personal Security Manager daemon (one per user)"
-)]
+#[command(name = "psmd", version, about = "Personal Security Manager daemon (one per user)")]
 pub struct Options {
     /// Control socket path (default: $PSM_SOCKET, else $XDG_RUNTIME_DIR/psm/control,
     /// else /tmp/psm-$UID/control).
@@ -49,10 +45,8 @@ pub struct Options {
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     process::harden()?;
-    let socket = opts
-        .socket
-        .clone()
-        .unwrap_or_else(psm::transport::default_socket_path);
+    let socket = opts.socket.clone().unwrap_or_else(psm::transport::default_socket_path);
+    let signals = event_loop::Signals::install()?;
     let bound = match listener::bind(&socket) {
         // Auto-start lost a race with a psmd started some other way: the
         // socket is served, which is all the spawning application wanted.
@@ -67,16 +61,10 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         process::detach()?;
     }
     bound.record_pid();
-    let workers = opts.workers.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map_or(2, |n| n.get())
-            .max(2)
-    });
-    let config = event_loop::Config {
-        test_hooks: opts.test_hooks,
-        workers,
-    };
-    let result = event_loop::EventLoop::new(bound, config)?.run();
+    let workers =
+        opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
+    let config = event_loop::Config { test_hooks: opts.test_hooks, workers };
+    let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result
 }

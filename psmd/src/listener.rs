@@ -53,8 +53,7 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             // We hold the instance lock, so no psmd of ours owns this socket;
             // still, never steal a socket that answers.
-            if UnixStream::connect(path)
-                .is_ok_and(|s| s.set_read_timeout(Some(STALE_PROBE_TIMEOUT)).is_ok())
+            if UnixStream::connect(path).is_ok_and(|s| s.set_read_timeout(Some(STALE_PROBE_TIMEOUT)).is_ok())
             {
                 return Err(DaemonError::AlreadyRunning(format!(
                     "another process is listening on {}",
@@ -62,17 +61,13 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
                 )));
             }
             tracing::info!(socket = %path.display(), "removing stale socket");
-            std::fs::remove_file(path).map_err(|e| {
-                DaemonError::Socket(format!("removing stale socket {}: {e}", path.display()))
-            })?;
+            std::fs::remove_file(path)
+                .map_err(|e| DaemonError::Socket(format!("removing stale socket {}: {e}", path.display())))?;
             UnixListener::bind(path)
                 .map_err(|e| DaemonError::Socket(format!("binding {}: {e}", path.display())))?
         }
         Err(e) => {
-            return Err(DaemonError::Socket(format!(
-                "binding {}: {e}",
-                path.display()
-            )));
+            return Err(DaemonError::Socket(format!("binding {}: {e}", path.display())));
         }
     };
     // umask 077 already made it 0600; say so explicitly in case umask changes.
@@ -80,15 +75,8 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
         .map_err(|e| DaemonError::Socket(format!("chmod 600 {}: {e}", path.display())))?;
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| DaemonError::Socket(format!("{}: {e}", path.display())))?;
-    listener
-        .set_nonblocking(true)
-        .map_err(|e| DaemonError::os("set_nonblocking", e))?;
-    Ok(Bound {
-        listener,
-        path: path.to_path_buf(),
-        identity: (meta.dev(), meta.ino()),
-        _lock: lock,
-    })
+    listener.set_nonblocking(true).map_err(|e| DaemonError::os("set_nonblocking", e))?;
+    Ok(Bound { listener, path: path.to_path_buf(), identity: (meta.dev(), meta.ino()), _lock: lock })
 }
 
 fn lock_instance(dir: &Path) -> Result<Flock<File>, DaemonError> {

@@ -45,36 +45,22 @@ impl Pool {
             let rx: Arc<Mutex<Receiver<Job>>> = rx.clone();
             let done = done.clone();
             let wake = wake.clone();
-            threads.push(
-                std::thread::Builder::new()
-                    .name(format!("psmd-worker-{i}"))
-                    .spawn(move || {
-                        loop {
-                            let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
-                                Ok(job) => job,
-                                Err(_) => return, // pool dropped
-                            };
-                            let result =
-                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.work))
-                                    .unwrap_or_else(|_| {
-                                        Err(psm::Error::new(
-                                            psm::Code::PSM_ERR_INTERNAL,
-                                            "request handler panicked",
-                                        ))
-                                    });
-                            done.lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push(Done { to: job.to, result });
-                            wake();
-                        }
-                    })?,
-            );
+            threads.push(std::thread::Builder::new().name(format!("psmd-worker-{i}")).spawn(move || {
+                loop {
+                    let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+                        Ok(job) => job,
+                        Err(_) => return, // pool dropped
+                    };
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job.work))
+                        .unwrap_or_else(|_| {
+                            Err(psm::Error::new(psm::Code::PSM_ERR_INTERNAL, "request handler panicked"))
+                        });
+                    done.lock().unwrap_or_else(|p| p.into_inner()).push(Done { to: job.to, result });
+                    wake();
+                }
+            })?);
         }
-        Ok(Pool {
-            tx: Some(tx),
-            done,
-            threads,
-        })
+        Ok(Pool { tx: Some(tx), done, threads })
     }
 
     pub fn submit(&self, to: ReplyTo, work: Work) {

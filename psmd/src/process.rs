@@ -11,18 +11,11 @@ pub fn close_inherited_fds() {
 /// No core dumps, no ptrace by other same-uid processes (`PR_SET_DUMPABLE 0`
 /// makes /proc/PID/mem root-only), no SIGPIPE, private file modes.
 pub fn harden() -> Result<(), DaemonError> {
-    nix::sys::prctl::set_dumpable(false)
-        .map_err(|e| DaemonError::os("prctl(PR_SET_DUMPABLE, 0)", e))?;
-    let zero = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
+    nix::sys::prctl::set_dumpable(false).map_err(|e| DaemonError::os("prctl(PR_SET_DUMPABLE, 0)", e))?;
+    let zero = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: setrlimit with a valid struct.
     if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) } != 0 {
-        return Err(DaemonError::os(
-            "setrlimit(RLIMIT_CORE, 0)",
-            std::io::Error::last_os_error(),
-        ));
+        return Err(DaemonError::os("setrlimit(RLIMIT_CORE, 0)", std::io::Error::last_os_error()));
     }
     // SAFETY: setting a signal disposition to SIG_IGN is always sound.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };

@@ -61,11 +61,7 @@ impl Session {
 
     /// Decodes and dispatches one frame body: `Ok((request id, outcome))`,
     /// or `Err(why)` when the frame is so broken the connection must close.
-    pub fn handle_frame(
-        &mut self,
-        stats: &Stats,
-        body: &[u8],
-    ) -> Result<(u64, Outcome), FrameError> {
+    pub fn handle_frame(&mut self, stats: &Stats, body: &[u8]) -> Result<(u64, Outcome), FrameError> {
         match decode_request(body) {
             Ok(RequestFrame { id, request }) => Ok((id, self.dispatch(stats, request))),
             Err(FrameError::UnknownKind { id, kind }) => Ok((
@@ -78,10 +74,9 @@ impl Session {
                     ),
                 ))),
             )),
-            Err(FrameError::Malformed { id }) => Ok((
-                id,
-                Outcome::Reply(Err(Error::new(Code::PSM_ERR_PROTOCOL, "malformed request"))),
-            )),
+            Err(FrameError::Malformed { id }) => {
+                Ok((id, Outcome::Reply(Err(Error::new(Code::PSM_ERR_PROTOCOL, "malformed request")))))
+            }
             Err(e) => Err(e),
         }
     }
@@ -95,18 +90,9 @@ impl Session {
             )));
         }
         match request {
-            Request::Hello {
-                version_min,
-                version_max,
-                app_name,
-                flags,
-            } => Outcome::Reply(ops::core::hello(
-                self,
-                version_min,
-                version_max,
-                app_name,
-                flags,
-            )),
+            Request::Hello { version_min, version_max, app_name, flags } => {
+                Outcome::Reply(ops::core::hello(self, version_min, version_max, app_name, flags))
+            }
             Request::Ping => Outcome::Reply(Ok(Reply::Pong)),
             Request::Status => Outcome::Reply(ops::core::status(stats)),
             Request::Random { len } => Outcome::Reply(ops::crypto::random(len)),

@@ -8,8 +8,7 @@
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    Event, FrameReader, Reply, Request, RequestFrame, ServerFrame, decode_server_frame,
-    encode_request,
+    Event, FrameReader, Reply, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request,
 };
 use crate::transport::{self, Notifier};
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -53,8 +52,8 @@ fn disconnected(why: &str) -> Error {
 
 impl Conn {
     pub(crate) fn new(sock: OwnedFd) -> Result<Conn> {
-        let notifier = Notifier::new(sock.as_raw_fd())
-            .map_err(|e| Error::io("creating the event descriptor", e))?;
+        let notifier =
+            Notifier::new(sock.as_raw_fd()).map_err(|e| Error::io("creating the event descriptor", e))?;
         let event_fd = notifier.fd();
         Ok(Conn {
             sock,
@@ -162,12 +161,7 @@ impl Conn {
             };
             if st.reading {
                 st = match left {
-                    Some(left) => {
-                        self.cv
-                            .wait_timeout(st, left)
-                            .unwrap_or_else(|p| p.into_inner())
-                            .0
-                    }
+                    Some(left) => self.cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0,
                     None => self.cv.wait(st).unwrap_or_else(|p| p.into_inner()),
                 };
                 continue;
@@ -234,10 +228,8 @@ impl Conn {
                         Ok(reply @ Reply::Channel { .. }) => match st.fds.pop_front() {
                             Some(fd) => Ok((reply, Some(fd))),
                             None => {
-                                let e = Error::new(
-                                    Code::PSM_ERR_PROTOCOL,
-                                    "channel reply without a descriptor",
-                                );
+                                let e =
+                                    Error::new(Code::PSM_ERR_PROTOCOL, "channel reply without a descriptor");
                                 Self::mark_dead(st, e);
                                 return;
                             }
@@ -257,10 +249,8 @@ impl Conn {
                 // wait; an event it cannot decode (a newer daemon's) is skipped.
                 Err(Some(id)) => {
                     if !st.discard.remove(&id) {
-                        let e = Error::new(
-                            Code::PSM_ERR_PROTOCOL,
-                            "psmd sent a reply this libpsm cannot decode",
-                        );
+                        let e =
+                            Error::new(Code::PSM_ERR_PROTOCOL, "psmd sent a reply this libpsm cannot decode");
                         st.replies.insert(id, Err(e));
                     }
                 }

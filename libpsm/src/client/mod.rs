@@ -17,8 +17,7 @@ pub use spawn::find_daemon;
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX, PROTOCOL_MIN, Reply,
-    Request,
+    Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX, PROTOCOL_MIN, Reply, Request,
 };
 use crate::transport;
 use conn::Conn;
@@ -43,6 +42,12 @@ pub struct Client {
     daemon_version: String,
 }
 
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("session_id", &self.session_id).finish_non_exhaustive()
+    }
+}
+
 impl Client {
     /// Connects to the user's psmd (see [`transport::default_socket_path`]),
     /// starting it if needed.
@@ -54,46 +59,41 @@ impl Client {
         if app_name.len() > MAX_APP_NAME {
             return Err(Error::new(
                 Code::PSM_ERR_INVALID_ARGUMENT,
-                format!(
-                    "application name is {} bytes; the limit is {MAX_APP_NAME}",
-                    app_name.len()
-                ),
+                format!("application name is {} bytes; the limit is {MAX_APP_NAME}", app_name.len()),
             ));
         }
-        let stream = spawn::connect(socket, !flags.no_spawn)?;
+        // A daemon that is shutting down (or was just killed) may accept our
+        // connection and close it before answering Hello; one more attempt
+        // finds, or starts, its successor.
+        match Client::handshake(spawn::connect(socket, !flags.no_spawn)?, app_name, flags) {
+            Err(e) if e.code == Code::PSM_ERR_DISCONNECTED => {
+                Client::handshake(spawn::connect(socket, !flags.no_spawn)?, app_name, flags)
+            }
+            r => r,
+        }
+    }
+
+    fn handshake(
+        stream: std::os::unix::net::UnixStream,
+        app_name: &str,
+        flags: ConnectFlags,
+    ) -> Result<Client> {
         let conn = Conn::new(OwnedFd::from(stream))?;
         let hello = Request::Hello {
             version_min: PROTOCOL_MIN,
             version_max: PROTOCOL_MAX,
             app_name: app_name.to_string(),
-            flags: if flags.no_dialogs {
-                0
-            } else {
-                crate::proto::HELLO_CAN_SHOW_DIALOGS
-            },
+            flags: if flags.no_dialogs { 0 } else { crate::proto::HELLO_CAN_SHOW_DIALOGS },
         };
         match conn.call(hello)? {
-            (
-                Reply::Hello {
-                    daemon_version,
-                    session_id,
-                    version,
-                },
-                _,
-            ) => {
+            (Reply::Hello { daemon_version, session_id, version }, _) => {
                 if !(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&version) {
                     return Err(Error::new(
                         Code::PSM_ERR_PROTOCOL,
-                        format!(
-                            "psmd chose protocol version {version}, which this libpsm does not speak"
-                        ),
+                        format!("psmd chose protocol version {version}, which this libpsm does not speak"),
                     ));
                 }
-                Ok(Client {
-                    conn: Arc::new(conn),
-                    session_id,
-                    daemon_version,
-                })
+                Ok(Client { conn: Arc::new(conn), session_id, daemon_version })
             }
             (other, _) => Err(unexpected(&other)),
         }
@@ -130,13 +130,7 @@ impl Client {
     /// Fills `buf` from psmd's CSPRNG.
     pub fn random(&self, buf: &mut [u8]) -> Result<()> {
         for chunk in buf.chunks_mut(MAX_RANDOM as usize) {
-            match self
-                .conn
-                .call(Request::Random {
-                    len: chunk.len() as u32,
-                })?
-                .0
-            {
+            match self.conn.call(Request::Random { len: chunk.len() as u32 })?.0 {
                 Reply::Bytes(b) if b.len() == chunk.len() => chunk.copy_from_slice(&b),
                 other => return Err(unexpected(&other)),
             }
@@ -152,14 +146,7 @@ impl Client {
                 .map_err(|e| Error::io("writing to the digest channel", e))?;
             return stream.finish();
         }
-        match self
-            .conn
-            .call(Request::Digest {
-                alg,
-                data: data.to_vec(),
-            })?
-            .0
-        {
+        match self.conn.call(Request::Digest { alg, data: data.to_vec() })?.0 {
             Reply::Bytes(d) if d.len() == alg.output_len() => Ok(d),
             other => Err(unexpected(&other)),
         }
@@ -172,11 +159,9 @@ impl Client {
 
     fn open_stream(&self, request: Request) -> Result<Stream> {
         match self.conn.call(request)? {
-            (Reply::Channel { channel }, Some(fd)) => Ok(Stream {
-                conn: self.conn.clone(),
-                channel,
-                fd: Some(fd),
-            }),
+            (Reply::Channel { channel }, Some(fd)) => {
+                Ok(Stream { conn: self.conn.clone(), channel, fd: Some(fd) })
+            }
             (other, _) => Err(unexpected(&other)),
         }
     }
@@ -205,10 +190,7 @@ fn unexpected(reply: &Reply) -> Error {
         Reply::Channel { .. } => "Channel",
         Reply::Done => "Done",
     };
-    Error::new(
-        Code::PSM_ERR_PROTOCOL,
-        format!("unexpected {kind} reply from psmd"),
-    )
+    Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }
 
 /// A data channel for a stream operation. Write the input to [`fd`](Self::fd),
@@ -231,9 +213,7 @@ impl Stream {
             // ENOTCONN: the application already shut it down, or psmd closed it.
             let _ = nix::sys::socket::shutdown(fd.as_raw_fd(), nix::sys::socket::Shutdown::Write);
         }
-        let result = self.conn.call(Request::ChannelFinish {
-            channel: self.channel,
-        });
+        let result = self.conn.call(Request::ChannelFinish { channel: self.channel });
         self.channel = 0;
         match result?.0 {
             Reply::Bytes(b) => Ok(b),
@@ -245,9 +225,7 @@ impl Stream {
 impl Drop for Stream {
     fn drop(&mut self) {
         if self.channel != 0 {
-            self.conn.send_and_forget(Request::ChannelClose {
-                channel: self.channel,
-            });
+            self.conn.send_and_forget(Request::ChannelClose { channel: self.channel });
         }
     }
 }

@@ -39,10 +39,7 @@ pub(crate) fn connect(socket: &Path, allow_spawn: bool) -> Result<UnixStream> {
     if !allow_spawn {
         return Err(Error::new(
             Code::PSM_ERR_DISCONNECTED,
-            format!(
-                "psmd is not running at {} and PSM_CONNECT_NO_SPAWN was given",
-                socket.display()
-            ),
+            format!("psmd is not running at {} and PSM_CONNECT_NO_SPAWN was given", socket.display()),
         ));
     }
     transport::ensure_private_dir(dir)?;
@@ -76,18 +73,10 @@ pub(crate) fn connect(socket: &Path, allow_spawn: bool) -> Result<UnixStream> {
 fn try_connect(socket: &Path) -> Result<Option<UnixStream>> {
     match UnixStream::connect(socket) {
         Ok(s) => Ok(Some(s)),
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            Ok(None)
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => Ok(None),
+        Err(e) => {
+            Err(Error::new(Code::PSM_ERR_DISCONNECTED, format!("connecting to {}: {e}", socket.display())))
         }
-        Err(e) => Err(Error::new(
-            Code::PSM_ERR_DISCONNECTED,
-            format!("connecting to {}: {e}", socket.display()),
-        )),
     }
 }
 
@@ -100,12 +89,7 @@ fn lock_spawn(dir: &Path) -> Result<Flock<std::fs::File>> {
         .mode(0o600)
         .custom_flags(libc::O_NOFOLLOW)
         .open(&path)
-        .map_err(|e| {
-            Error::new(
-                Code::PSM_ERR_DAEMON_START,
-                format!("opening {}: {e}", path.display()),
-            )
-        })?;
+        .map_err(|e| Error::new(Code::PSM_ERR_DAEMON_START, format!("opening {}: {e}", path.display())))?;
     let deadline = Instant::now() + SPAWN_LOCK_WAIT;
     let mut pause = BACKOFF_START;
     loop {
@@ -156,10 +140,7 @@ fn spawn_daemon(socket: &Path, dir: &Path) -> Result<()> {
         .custom_flags(libc::O_NOFOLLOW)
         .open(log_path(dir))
         .map_err(|e| {
-            Error::new(
-                Code::PSM_ERR_DAEMON_START,
-                format!("opening {}: {e}", log_path(dir).display()),
-            )
+            Error::new(Code::PSM_ERR_DAEMON_START, format!("opening {}: {e}", log_path(dir).display()))
         })?;
     let mut child = Command::new(&daemon)
         .arg("--daemon")
@@ -169,12 +150,7 @@ fn spawn_daemon(socket: &Path, dir: &Path) -> Result<()> {
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .map_err(|e| {
-            Error::new(
-                Code::PSM_ERR_DAEMON_START,
-                format!("running {}: {e}", daemon.display()),
-            )
-        })?;
+        .map_err(|e| Error::new(Code::PSM_ERR_DAEMON_START, format!("running {}: {e}", daemon.display())))?;
     let deadline = Instant::now() + DAEMON_READY_WAIT;
     let mut pause = BACKOFF_START;
     loop {
@@ -183,11 +159,7 @@ fn spawn_daemon(socket: &Path, dir: &Path) -> Result<()> {
             Ok(Some(status)) => {
                 return Err(Error::new(
                     Code::PSM_ERR_DAEMON_START,
-                    format!(
-                        "{} failed ({status}); see {}",
-                        daemon.display(),
-                        log_path(dir).display()
-                    ),
+                    format!("{} failed ({status}); see {}", daemon.display(), log_path(dir).display()),
                 ));
             }
             Ok(None) => {}
@@ -250,9 +222,7 @@ fn own_dir() -> Option<PathBuf> {
     }
     // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
-    let path = PathBuf::from(
-        <std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()),
-    );
+    let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()));
     let path = std::fs::canonicalize(&path).unwrap_or(path);
     path.parent().map(Path::to_path_buf)
 }

@@ -60,11 +60,7 @@ unsafe fn connect_with(
 /// # Safety
 /// `app_name` is a NUL-terminated string; `out` is writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn psm_connect(
-    app_name: *const c_char,
-    flags: u32,
-    out: *mut *mut psm_conn,
-) -> Code {
+pub unsafe extern "C" fn psm_connect(app_name: *const c_char, flags: u32, out: *mut *mut psm_conn) -> Code {
     boundary(|| {
         check_null!(app_name, out);
         // SAFETY: checked above.

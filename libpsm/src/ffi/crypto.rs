@@ -18,10 +18,7 @@ fn hash_alg(alg: u32) -> Result<HashAlg, Code> {
         PSM_HASH_SHA256 => Ok(HashAlg::Sha256),
         PSM_HASH_SHA384 => Ok(HashAlg::Sha384),
         PSM_HASH_SHA512 => Ok(HashAlg::Sha512),
-        other => Err(fail_code(
-            Code::PSM_ERR_INVALID_ARGUMENT,
-            &format!("unknown hash algorithm {other}"),
-        )),
+        other => Err(fail_code(Code::PSM_ERR_INVALID_ARGUMENT, &format!("unknown hash algorithm {other}"))),
     }
 }
 
@@ -82,18 +79,11 @@ pub unsafe extern "C" fn psm_digest(
         if out_cap < alg.output_len() {
             return fail_code(
                 Code::PSM_ERR_BUFFER_TOO_SMALL,
-                &format!(
-                    "digest needs {} bytes; out_cap is {out_cap}",
-                    alg.output_len()
-                ),
+                &format!("digest needs {} bytes; out_cap is {out_cap}", alg.output_len()),
             );
         }
         // SAFETY: readable for `len` bytes per the contract (or empty).
-        let input = if len == 0 {
-            &[][..]
-        } else {
-            unsafe { std::slice::from_raw_parts(data, len) }
-        };
+        let input = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
         // SAFETY: non-NULL and live per the contract.
         let conn = unsafe { &*conn };
         match conn.client.digest(alg, input) {
@@ -117,11 +107,7 @@ pub unsafe extern "C" fn psm_digest(
 /// # Safety
 /// `conn` is NULL or live; `out` is writable.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn psm_digest_stream(
-    conn: *mut psm_conn,
-    alg: u32,
-    out: *mut *mut psm_stream,
-) -> Code {
+pub unsafe extern "C" fn psm_digest_stream(conn: *mut psm_conn, alg: u32, out: *mut *mut psm_stream) -> Code {
     boundary(|| {
         check_null!(conn, out);
         let alg = match hash_alg(alg) {
@@ -133,11 +119,7 @@ pub unsafe extern "C" fn psm_digest_stream(
         match conn.client.digest_stream(alg) {
             Ok(stream) => {
                 // SAFETY: checked writable above.
-                unsafe {
-                    *out = Box::into_raw(Box::new(psm_stream {
-                        stream: Some(stream),
-                    }))
-                };
+                unsafe { *out = Box::into_raw(Box::new(psm_stream { stream: Some(stream) })) };
                 Code::PSM_OK
             }
             Err(e) => fail(e),
@@ -155,9 +137,7 @@ pub unsafe extern "C" fn psm_digest_stream(
 pub unsafe extern "C" fn psm_stream_fd(s: *const psm_stream) -> i32 {
     boundary_value(-1, || {
         // SAFETY: per the contract.
-        unsafe { s.as_ref() }
-            .and_then(|s| s.stream.as_ref())
-            .map_or(-1, Stream::fd)
+        unsafe { s.as_ref() }.and_then(|s| s.stream.as_ref()).map_or(-1, Stream::fd)
     })
 }
 

@@ -87,9 +87,7 @@ pub unsafe extern "C" fn psm_event_kind(ev: *const psm_event) -> u32 {
 pub unsafe extern "C" fn psm_event_dialog_url(ev: *const psm_event) -> *const c_char {
     boundary_value(std::ptr::null(), || {
         // SAFETY: per the contract.
-        unsafe { ev.as_ref() }
-            .and_then(|e| e.url.as_ref())
-            .map_or(std::ptr::null(), |u| u.as_ptr())
+        unsafe { ev.as_ref() }.and_then(|e| e.url.as_ref()).map_or(std::ptr::null(), |u| u.as_ptr())
     })
 }
 

@@ -67,12 +67,9 @@ pub(crate) use check_null;
 /// `p` is non-NULL and points to a NUL-terminated string.
 unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Code> {
     // SAFETY: per the function contract.
-    unsafe { CStr::from_ptr(p) }.to_str().map_err(|_| {
-        fail_code(
-            Code::PSM_ERR_INVALID_ARGUMENT,
-            &format!("{what} is not valid UTF-8"),
-        )
-    })
+    unsafe { CStr::from_ptr(p) }
+        .to_str()
+        .map_err(|_| fail_code(Code::PSM_ERR_INVALID_ARGUMENT, &format!("{what} is not valid UTF-8")))
 }
 
 /// Copies `bytes` into a fresh `malloc` buffer for the caller (`psm_free`).
@@ -111,11 +108,10 @@ pub extern "C" fn psm_result_str(result: u32) -> *const c_char {
 /// Returns the library version ("MAJOR.MINOR.PATCH"); static, never freed.
 #[unsafe(no_mangle)]
 pub extern "C" fn psm_version() -> *const c_char {
-    const V: &CStr =
-        match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
-            Ok(v) => v,
-            Err(_) => panic!("version contains NUL"),
-        };
+    const V: &CStr = match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("version contains NUL"),
+    };
     V.as_ptr()
 }
 
@@ -138,10 +134,7 @@ mod tests {
         let v = format!("{PSM_VERSION_MAJOR}.{PSM_VERSION_MINOR}.{PSM_VERSION_PATCH}");
         assert_eq!(v, env!("CARGO_PKG_VERSION"));
         // SAFETY: psm_version returns a static NUL-terminated string.
-        assert_eq!(
-            unsafe { CStr::from_ptr(psm_version()) }.to_str().unwrap(),
-            v
-        );
+        assert_eq!(unsafe { CStr::from_ptr(psm_version()) }.to_str().unwrap(), v);
     }
 
     #[test]

@@ -69,7 +69,7 @@ pub fn encode_server_frame(frame: &ServerFrame, out: &mut Vec<u8>) -> Result<(),
 /// error, so a frame means one thing only.
 fn decode_exact<'a, T: serde::Deserialize<'a>>(body: &'a [u8]) -> Option<T> {
     match postcard::take_from_bytes::<T>(body) {
-        Ok((v, rest)) if rest.is_empty() => Some(v),
+        Ok((v, [])) => Some(v),
         _ => None,
     }
 }
@@ -151,19 +151,11 @@ mod tests {
 
     fn all_requests() -> Vec<Request> {
         vec![
-            Request::Hello {
-                version_min: 1,
-                version_max: 3,
-                app_name: "mail".into(),
-                flags: 3,
-            },
+            Request::Hello { version_min: 1, version_max: 3, app_name: "mail".into(), flags: 3 },
             Request::Ping,
             Request::Status,
             Request::Random { len: 32 },
-            Request::Digest {
-                alg: HashAlg::Sha384,
-                data: vec![1, 2, 3],
-            },
+            Request::Digest { alg: HashAlg::Sha384, data: vec![1, 2, 3] },
             Request::DigestStream { alg: HashAlg::Sha1 },
             Request::ChannelFinish { channel: 7 },
             Request::ChannelClose { channel: u64::MAX },
@@ -178,22 +170,12 @@ mod tests {
     #[test]
     fn every_request_round_trips() {
         let reqs = all_requests();
-        assert_eq!(
-            reqs.len() as u32,
-            REQUEST_KINDS,
-            "KINDS must count every variant"
-        );
+        assert_eq!(reqs.len() as u32, REQUEST_KINDS, "KINDS must count every variant");
         for (i, request) in reqs.into_iter().enumerate() {
-            let frame = RequestFrame {
-                id: i as u64 * 1_000_003,
-                request,
-            };
+            let frame = RequestFrame { id: i as u64 * 1_000_003, request };
             let mut out = Vec::new();
             encode_request(&frame, &mut out).unwrap();
-            assert_eq!(
-                u32::from_be_bytes(out[..4].try_into().unwrap()) as usize,
-                out.len() - 4
-            );
+            assert_eq!(u32::from_be_bytes(out[..4].try_into().unwrap()) as usize, out.len() - 4);
             assert_eq!(decode_request(body_of(&out)).unwrap(), frame);
         }
     }
@@ -201,41 +183,17 @@ mod tests {
     #[test]
     fn every_server_frame_round_trips() {
         let frames = vec![
-            ServerFrame::Reply {
-                id: 1,
-                result: Ok(Reply::Pong),
-            },
+            ServerFrame::Reply { id: 1, result: Ok(Reply::Pong) },
             ServerFrame::Reply {
                 id: 2,
-                result: Ok(Reply::Hello {
-                    daemon_version: "0.1.0".into(),
-                    session_id: 9,
-                    version: 1,
-                }),
+                result: Ok(Reply::Hello { daemon_version: "0.1.0".into(), session_id: 9, version: 1 }),
             },
-            ServerFrame::Reply {
-                id: 3,
-                result: Ok(Reply::Status { json: "{}".into() }),
-            },
-            ServerFrame::Reply {
-                id: 4,
-                result: Ok(Reply::Bytes(vec![0; 300])),
-            },
-            ServerFrame::Reply {
-                id: 5,
-                result: Ok(Reply::Channel { channel: 1 }),
-            },
-            ServerFrame::Reply {
-                id: 6,
-                result: Ok(Reply::Done),
-            },
-            ServerFrame::Reply {
-                id: 7,
-                result: Err(Error::new(Code::PSM_ERR_CERT_EXPIRED, "x")),
-            },
-            ServerFrame::Event(Event::Shutdown {
-                reason: "SIGTERM".into(),
-            }),
+            ServerFrame::Reply { id: 3, result: Ok(Reply::Status { json: "{}".into() }) },
+            ServerFrame::Reply { id: 4, result: Ok(Reply::Bytes(vec![0; 300])) },
+            ServerFrame::Reply { id: 5, result: Ok(Reply::Channel { channel: 1 }) },
+            ServerFrame::Reply { id: 6, result: Ok(Reply::Done) },
+            ServerFrame::Reply { id: 7, result: Err(Error::new(Code::PSM_ERR_CERT_EXPIRED, "x")) },
+            ServerFrame::Event(Event::Shutdown { reason: "SIGTERM".into() }),
             ServerFrame::Event(Event::Dialog {
                 id: 1,
                 width: 400,
@@ -254,22 +212,13 @@ mod tests {
 
     #[test]
     fn truncated_request_is_malformed_with_its_id() {
-        let frame = RequestFrame {
-            id: 42,
-            request: Request::Digest {
-                alg: HashAlg::Sha256,
-                data: vec![7; 100],
-            },
-        };
+        let frame =
+            RequestFrame { id: 42, request: Request::Digest { alg: HashAlg::Sha256, data: vec![7; 100] } };
         let mut out = Vec::new();
         encode_request(&frame, &mut out).unwrap();
         let body = body_of(&out);
         for cut in 2..body.len() {
-            assert_eq!(
-                decode_request(&body[..cut]),
-                Err(FrameError::Malformed { id: 42 }),
-                "cut {cut}"
-            );
+            assert_eq!(decode_request(&body[..cut]), Err(FrameError::Malformed { id: 42 }), "cut {cut}");
         }
     }
 
@@ -283,27 +232,13 @@ mod tests {
     #[test]
     fn trailing_bytes_are_rejected() {
         let mut out = Vec::new();
-        encode_request(
-            &RequestFrame {
-                id: 5,
-                request: Request::Ping,
-            },
-            &mut out,
-        )
-        .unwrap();
+        encode_request(&RequestFrame { id: 5, request: Request::Ping }, &mut out).unwrap();
         let mut body = body_of(&out).to_vec();
         body.push(0);
         assert_eq!(decode_request(&body), Err(FrameError::Malformed { id: 5 }));
 
         let mut out = Vec::new();
-        encode_server_frame(
-            &ServerFrame::Reply {
-                id: 1,
-                result: Ok(Reply::Pong),
-            },
-            &mut out,
-        )
-        .unwrap();
+        encode_server_frame(&ServerFrame::Reply { id: 1, result: Ok(Reply::Pong) }, &mut out).unwrap();
         let mut body = body_of(&out).to_vec();
         body.push(0);
         assert_eq!(decode_server_frame(&body), Err(FrameError::BadServerFrame));
@@ -312,26 +247,17 @@ mod tests {
     #[test]
     fn unknown_request_kind_is_reported_with_its_id() {
         // id 9, variant index 200 (varint 0xc8 0x01): a newer client's request.
-        assert_eq!(
-            decode_request(&[9, 0xc8, 0x01]),
-            Err(FrameError::UnknownKind { id: 9, kind: 200 })
-        );
+        assert_eq!(decode_request(&[9, 0xc8, 0x01]), Err(FrameError::UnknownKind { id: 9, kind: 200 }));
         assert_eq!(
             decode_request(&[9, REQUEST_KINDS as u8]),
-            Err(FrameError::UnknownKind {
-                id: 9,
-                kind: REQUEST_KINDS
-            })
+            Err(FrameError::UnknownKind { id: 9, kind: REQUEST_KINDS })
         );
     }
 
     #[test]
     fn unknown_server_frame_variant_is_rejected() {
         assert_eq!(decode_server_frame(&[7]), Err(FrameError::BadServerFrame));
-        assert_eq!(
-            decode_server_frame(&[1, 99]),
-            Err(FrameError::BadServerFrame)
-        );
+        assert_eq!(decode_server_frame(&[1, 99]), Err(FrameError::BadServerFrame));
     }
 
     #[test]
@@ -345,14 +271,7 @@ mod tests {
     fn reader_reassembles_frames_fed_byte_by_byte() {
         let mut wire = Vec::new();
         for id in 0..3 {
-            encode_request(
-                &RequestFrame {
-                    id,
-                    request: Request::Ping,
-                },
-                &mut wire,
-            )
-            .unwrap();
+            encode_request(&RequestFrame { id, request: Request::Ping }, &mut wire).unwrap();
         }
         let mut reader = FrameReader::new();
         let mut got = Vec::new();
@@ -370,16 +289,10 @@ mod tests {
     fn reader_rejects_oversized_length_before_buffering_the_body() {
         let mut reader = FrameReader::new();
         reader.push(&[0xff, 0xff, 0xff, 0xff]);
-        assert_eq!(
-            reader.next_frame(),
-            Err(FrameError::Oversized { len: 0xffff_ffff })
-        );
+        assert_eq!(reader.next_frame(), Err(FrameError::Oversized { len: 0xffff_ffff }));
         let mut reader = FrameReader::new();
         reader.push(&((MAX_FRAME as u32 + 1).to_be_bytes()));
-        assert!(matches!(
-            reader.next_frame(),
-            Err(FrameError::Oversized { .. })
-        ));
+        assert!(matches!(reader.next_frame(), Err(FrameError::Oversized { .. })));
     }
 
     #[test]
@@ -387,29 +300,16 @@ mod tests {
         let mut reader = FrameReader::new();
         reader.push(&(MAX_FRAME as u32).to_be_bytes());
         reader.push(&vec![0u8; MAX_FRAME]);
-        assert_eq!(
-            reader.next_frame().unwrap().map(|b| b.len()),
-            Some(MAX_FRAME)
-        );
+        assert_eq!(reader.next_frame().unwrap().map(|b| b.len()), Some(MAX_FRAME));
         reader.push(&[0, 0, 0, 0]);
         assert_eq!(reader.next_frame().unwrap(), Some(&[][..]));
     }
 
     #[test]
     fn encoder_refuses_to_build_an_oversized_frame() {
-        let frame = ServerFrame::Reply {
-            id: 1,
-            result: Ok(Reply::Bytes(vec![0; MAX_FRAME])),
-        };
+        let frame = ServerFrame::Reply { id: 1, result: Ok(Reply::Bytes(vec![0; MAX_FRAME])) };
         let mut out = vec![1, 2, 3];
-        assert!(matches!(
-            encode_server_frame(&frame, &mut out),
-            Err(FrameError::Oversized { .. })
-        ));
-        assert_eq!(
-            out,
-            vec![1, 2, 3],
-            "a refused frame leaves the buffer as it was"
-        );
+        assert!(matches!(encode_server_frame(&frame, &mut out), Err(FrameError::Oversized { .. })));
+        assert_eq!(out, vec![1, 2, 3], "a refused frame leaves the buffer as it was");
     }
 }

@@ -10,8 +10,8 @@ mod frame;
 mod msg;
 
 pub use frame::{
-    FrameError, FrameReader, MAX_FRAME, decode_request, decode_server_frame, encode_frame,
-    encode_request, encode_server_frame,
+    FrameError, FrameReader, MAX_FRAME, decode_request, decode_server_frame, encode_frame, encode_request,
+    encode_server_frame,
 };
 pub use msg::*;
 

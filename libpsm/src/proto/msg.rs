@@ -134,13 +134,7 @@ pub enum Event {
     /// `PSM_ERR_DISCONNECTED`. A later `psm_connect` starts a new daemon.
     Shutdown { reason: String },
     /// Open `url` in an HTML window of the given size.
-    Dialog {
-        id: u64,
-        width: u32,
-        height: u32,
-        modal: bool,
-        url: String,
-    },
+    Dialog { id: u64, width: u32, height: u32, modal: bool, url: String },
     /// The dialog `id` was answered, cancelled or timed out: close its window.
     DialogDone { id: u64 },
 }
@@ -148,10 +142,7 @@ pub enum Event {
 /// Everything the daemon sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerFrame {
-    Reply {
-        id: u64,
-        result: Result<Reply, Error>,
-    },
+    Reply { id: u64, result: Result<Reply, Error> },
     Event(Event),
 }
 
@@ -159,10 +150,7 @@ impl ServerFrame {
     /// Number of descriptors that travel with this frame.
     pub fn fd_count(&self) -> usize {
         match self {
-            ServerFrame::Reply {
-                result: Ok(Reply::Channel { .. }),
-                ..
-            } => 1,
+            ServerFrame::Reply { result: Ok(Reply::Channel { .. }), .. } => 1,
             _ => 0,
         }
     }

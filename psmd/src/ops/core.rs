@@ -12,18 +12,13 @@ pub fn hello(
     flags: u32,
 ) -> Result<Reply, Error> {
     if session.app_name.is_some() {
-        return Err(Error::new(
-            Code::PSM_ERR_PROTOCOL,
-            "Hello was already sent on this connection",
-        ));
+        return Err(Error::new(Code::PSM_ERR_PROTOCOL, "Hello was already sent on this connection"));
     }
     let version = max.min(PROTOCOL_MAX);
     if min > max || version < min.max(PROTOCOL_MIN) {
         return Err(Error::new(
             Code::PSM_ERR_UNSUPPORTED,
-            format!(
-                "client speaks protocol {min}..{max}; psmd speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}"
-            ),
+            format!("client speaks protocol {min}..{max}; psmd speaks {PROTOCOL_MIN}..{PROTOCOL_MAX}"),
         ));
     }
     if app_name.len() > MAX_APP_NAME || app_name.chars().any(char::is_control) {
@@ -54,7 +49,5 @@ pub fn status(stats: &Stats) -> Result<Reply, Error> {
         "workers": stats.workers,
         "protocol": { "min": PROTOCOL_MIN, "max": PROTOCOL_MAX },
     });
-    Ok(Reply::Status {
-        json: json.to_string(),
-    })
+    Ok(Reply::Status { json: json.to_string() })
 }

@@ -17,8 +17,7 @@ pub fn random(len: u32) -> Result<Reply, Error> {
         ));
     }
     let mut buf = vec![0u8; len as usize];
-    getrandom::fill(&mut buf)
-        .map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("getrandom: {e}")))?;
+    getrandom::fill(&mut buf).map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("getrandom: {e}")))?;
     Ok(Reply::Bytes(buf))
 }
 
@@ -29,11 +28,7 @@ pub fn digest(alg: HashAlg, data: Vec<u8>) -> Outcome {
         h.input(&data);
         h.finish()
     };
-    if small {
-        Outcome::Reply(run())
-    } else {
-        Outcome::Work(Box::new(run))
-    }
+    if small { Outcome::Reply(run()) } else { Outcome::Work(Box::new(run)) }
 }
 
 pub fn digest_stream(alg: HashAlg) -> Box<dyn ChannelOp> {

@@ -1,0 +1,30 @@
+#!/bin/sh
+# Installs what `make test` needs beyond the Rust toolchain, only when it is
+# missing: cmake (ffi-tests), a C/C++ compiler, python3 and setpriv (the
+# other-uid test), sha256sum (C tests compare with it).
+set -eu
+missing=""
+command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
+command -v cc >/dev/null 2>&1 || missing="$missing gcc"
+command -v c++ >/dev/null 2>&1 || missing="$missing g++"
+command -v make >/dev/null 2>&1 || missing="$missing make"
+[ -x /usr/bin/python3 ] || missing="$missing python3"
+command -v setpriv >/dev/null 2>&1 || missing="$missing util-linux"
+command -v sha256sum >/dev/null 2>&1 || missing="$missing coreutils"
+command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
+if [ -n "$missing" ]; then
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing:$missing (install them, or run as root so make test can)" >&2
+        exit 1
+    fi
+    echo "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing >/dev/null
+fi
+for comp in rustfmt clippy; do
+    if ! cargo "$( [ $comp = rustfmt ] && echo fmt || echo clippy )" --version >/dev/null 2>&1; then
+        rustup component add "$comp"
+    fi
+done

@@ -1,0 +1,289 @@
+//! Shared fixtures for the daemon integration tests: a real psmd on a
+//! private socket, raw protocol connections, and re-running this test
+//! binary as a separate client process.
+
+#![allow(dead_code)]
+
+use psm::proto::{FrameReader, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request};
+use psm::{Client, ConnectFlags};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const PSMD: &str = env!("CARGO_BIN_EXE_psmd");
+
+/// How long fixtures wait for the daemon to do something before failing
+/// the test (a hang guard, not a performance assertion).
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// A private runtime directory (0700) holding the socket.
+pub struct RuntimeDir {
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for RuntimeDir {
+    fn drop(&mut self) {
+        // PSM_TEST_KEEP=1 keeps runtime dirs (and psmd.log) for debugging.
+        if std::env::var_os("PSM_TEST_KEEP").is_some() {
+            self.dir.disable_cleanup(true);
+            eprintln!("kept {}", self.dir.path().display());
+        }
+    }
+}
+
+impl RuntimeDir {
+    pub fn new() -> RuntimeDir {
+        let dir = tempfile::Builder::new().prefix("psm-test-").tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        RuntimeDir { dir }
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("psm").join("control")
+    }
+
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.path().join("psm")
+    }
+
+    /// The pid psmd recorded in daemon.lock, if any.
+    pub fn daemon_pid(&self) -> Option<i32> {
+        std::fs::read_to_string(self.socket_dir().join("daemon.lock")).ok()?.trim().parse().ok()
+    }
+}
+
+/// A psmd run in the foreground by the test (with `--test-hooks`).
+pub struct Daemon {
+    pub rt: RuntimeDir,
+    pub child: Option<Child>,
+    /// The connection `status()` asks through. It is one of the daemon's
+    /// sessions for the whole test, so session counts include it.
+    observer: Option<Client>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Daemon::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        let rt = RuntimeDir::new();
+        let child = spawn_psmd(&rt.socket(), extra);
+        let mut d = Daemon { rt, child: Some(child), observer: None };
+        wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
+        d.observer = Some(d.client());
+        d
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.rt.socket()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect_to(&self.socket(), "psmd-test", ConnectFlags { no_spawn: true, no_dialogs: true })
+            .unwrap()
+    }
+
+    pub fn raw(&self) -> RawConn {
+        RawConn::connect(&self.socket())
+    }
+
+    /// Daemon status as JSON (asked through the observer session).
+    pub fn status(&self) -> serde_json::Value {
+        let observer = self.observer.as_ref().unwrap();
+        serde_json::from_str(&observer.status_json().unwrap()).unwrap()
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.pid())
+    }
+
+    pub fn signal(&self, sig: nix::sys::signal::Signal) {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), sig).unwrap();
+    }
+
+    /// Waits for the daemon to exit and returns its exit code.
+    pub fn wait(&mut self) -> Option<i32> {
+        self.child.take().unwrap().wait().unwrap().code()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn spawn_psmd(socket: &Path, extra: &[&str]) -> Child {
+    Command::new(PSMD)
+        .arg("--socket")
+        .arg(socket)
+        .arg("--test-hooks")
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+pub fn rss_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// Polls `cond` until it holds; panics after [`PATIENCE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+pub fn alive(pid: i32) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
+}
+
+/// A connection speaking the wire protocol by hand, for hostile input.
+pub struct RawConn {
+    pub stream: UnixStream,
+    reader: FrameReader,
+}
+
+impl RawConn {
+    pub fn connect(socket: &Path) -> RawConn {
+        let stream = UnixStream::connect(socket).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        RawConn { stream, reader: FrameReader::new() }
+    }
+
+    pub fn send(&mut self, id: u64, request: Request) {
+        let mut out = Vec::new();
+        encode_request(&RequestFrame { id, request }, &mut out).unwrap();
+        self.stream.write_all(&out).unwrap();
+    }
+
+    pub fn hello(&mut self) {
+        self.send(0, hello_request());
+        match self.recv() {
+            Some(ServerFrame::Reply { id: 0, result: Ok(_) }) => {}
+            other => panic!("hello failed: {other:?}"),
+        }
+    }
+
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).unwrap();
+    }
+
+    /// Sends a frame with this body (length prefix added).
+    pub fn send_body(&mut self, body: &[u8]) {
+        let mut out = (body.len() as u32).to_be_bytes().to_vec();
+        out.extend_from_slice(body);
+        self.send_raw(&out);
+    }
+
+    /// The next frame, or None at end of stream.
+    pub fn recv(&mut self) -> Option<ServerFrame> {
+        let mut buf = [0u8; 65536];
+        loop {
+            if let Some(body) = self.reader.next_frame().unwrap() {
+                return Some(decode_server_frame(body).unwrap());
+            }
+            let n = self.stream.read(&mut buf).expect("read from psmd (timed out?)");
+            if n == 0 {
+                return None;
+            }
+            self.reader.push(&buf[..n]);
+        }
+    }
+
+    /// True when the daemon closed the connection (without sending anything).
+    pub fn closed_without_reply(&mut self) -> bool {
+        let mut buf = [0u8; 16];
+        match self.stream.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => true,
+            _ => false,
+        }
+    }
+}
+
+pub fn hello_request() -> Request {
+    Request::Hello {
+        version_min: psm::proto::PROTOCOL_MIN,
+        version_max: psm::proto::PROTOCOL_MAX,
+        app_name: "raw-test".into(),
+        flags: 0,
+    }
+}
+
+/// Runs this test binary's `child_client` test in a new process: it
+/// connects to `socket` with auto-start (psmd from `PSM_DAEMON`), prints
+/// `pid=<daemon pid> session=<id>` and holds its session until its stdin
+/// closes.
+pub fn spawn_child_client(socket: &Path) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_client", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .env("PSM_TEST_CHILD_SOCKET", socket)
+        .env("PSM_DAEMON", PSMD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Reads the child's `pid=.. session=..` line.
+pub fn child_report(child: &mut Child) -> (i32, u64) {
+    use std::io::BufRead;
+    let out = child.stdout.as_mut().unwrap();
+    let mut reader = std::io::BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "child client exited without reporting");
+        if let Some(rest) = line.trim().strip_prefix("pid=") {
+            let (pid, session) = rest.split_once(" session=").unwrap();
+            return (pid.parse().unwrap(), session.parse().unwrap());
+        }
+        if let Some(err) = line.trim().strip_prefix("error=") {
+            panic!("child client failed: {err}");
+        }
+    }
+}
+
+/// The body of the `child_client` test (see [`spawn_child_client`]).
+pub fn child_client_main() {
+    let Some(socket) = std::env::var_os("PSM_TEST_CHILD_SOCKET") else {
+        return;
+    };
+    match Client::connect_to(Path::new(&socket), "child", ConnectFlags { no_spawn: false, no_dialogs: true })
+    {
+        Ok(client) => {
+            client.ping().unwrap();
+            let status: serde_json::Value = serde_json::from_str(&client.status_json().unwrap()).unwrap();
+            println!("pid={} session={}", status["pid"], client.session_id());
+            std::io::stdout().flush().unwrap();
+            let mut sink = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut sink);
+        }
+        Err(e) => {
+            println!("error={e}");
+        }
+    }
+}
