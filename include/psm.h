@@ -110,7 +110,8 @@ typedef uint32_t psm_result;
 #endif // __cplusplus
 
 // A connection to psmd. Safe to use from several threads at once; free it
-// with `psm_conn_free` once no other call on it is in progress.
+// with `psm_conn_free` once no other call on it is in progress. A child
+// process must not use its parent's connection after fork(): connect anew.
 typedef struct psm_conn psm_conn;
 
 // An event from psmd. Free it with `psm_event_free`.

@@ -108,7 +108,10 @@ fn sigterm_notifies_clients_removes_the_socket_and_exits_cleanly() {
     let c = d.client();
     assert_eq!(c.next_event(Some(Duration::ZERO)).unwrap(), None);
     d.signal(Signal::SIGTERM);
-    match c.next_event(Some(common::PATIENCE)).unwrap() {
+    // As an application's select() loop would: wait for the event fd, then
+    // take the event without blocking.
+    assert!(psm::transport::wait_readable(c.event_fd(), Some(common::PATIENCE)).unwrap());
+    match c.next_event(Some(Duration::ZERO)).unwrap() {
         Some(Event::Shutdown { reason }) => assert!(reason.contains("signal"), "{reason}"),
         other => panic!("{other:?}"),
     }

@@ -145,6 +145,9 @@ impl Conn {
         deadline: Option<Instant>,
     ) -> Result<Option<T>> {
         let mut st = self.lock();
+        // With a deadline, the socket is still read once without waiting, so
+        // that `next_event(0)` after select() finds what made the fd readable.
+        let mut looked = false;
         loop {
             if let Some(v) = take(&mut st) {
                 return Ok(Some(v));
@@ -152,13 +155,10 @@ impl Conn {
             if let Some(e) = &st.dead {
                 return Err(e.clone());
             }
-            let left = match deadline {
-                Some(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) => Some(left),
-                    None => return Ok(None),
-                },
-                None => None,
-            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) && (looked || st.reading) {
+                return Ok(None);
+            }
             if st.reading {
                 st = match left {
                     Some(left) => self.cv.wait_timeout(st, left).unwrap_or_else(|p| p.into_inner()).0,
@@ -166,6 +166,7 @@ impl Conn {
                 };
                 continue;
             }
+            looked = true;
             st.reading = true;
             let mut rx = std::mem::take(&mut st.rx);
             let mut buf = std::mem::take(&mut st.buf);

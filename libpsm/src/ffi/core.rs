@@ -7,7 +7,8 @@ use std::ffi::c_char;
 use std::path::Path;
 
 /// A connection to psmd. Safe to use from several threads at once; free it
-/// with `psm_conn_free` once no other call on it is in progress.
+/// with `psm_conn_free` once no other call on it is in progress. A child
+/// process must not use its parent's connection after fork(): connect anew.
 pub struct psm_conn {
     pub(crate) client: Client,
 }
