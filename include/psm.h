@@ -124,9 +124,11 @@ typedef struct psm_stream psm_stream;
 extern "C" {
 #endif // __cplusplus
 
-// Returns a message describing the last failed psm call on the calling
-// thread ("" if none). Valid until the next psm call on this thread; never
-// freed by the caller.
+// Returns the detail of the last failed psm call on the calling thread
+// (what failed and what to do, e.g. "socket directory /run/user/1000/psm is
+// mode 0755; expected 0700"), or "" if none failed yet. Print it after
+// `psm_result_str(result)`. Successful calls leave it unchanged. Valid
+// until the next failing psm call on this thread; never freed by the caller.
 const char *psm_last_error(void);
 
 // Returns a static description of `result`; never NULL, never freed.
@@ -159,8 +161,9 @@ psm_result psm_connect_to(const char *socket_path,
                           uint32_t flags,
                           psm_conn **out);
 
-// Closes the connection and frees it. Streams opened on it stay valid
-// objects but their operations fail. NULL is ignored.
+// Frees the connection handle. The connection to psmd closes once the
+// handle and every stream opened on it are freed (an unfinished stream keeps
+// working until then). NULL is ignored.
 //
 // # Safety
 // `conn` is NULL or from `psm_connect`, not yet freed, and no other call on
@@ -189,7 +192,8 @@ psm_result psm_ping(psm_conn *conn);
 // `conn` is NULL or a live connection; `json_out` is writable.
 psm_result psm_status_json(psm_conn *conn, char **json_out);
 
-// Fills `buf[0..len]` with bytes from psmd's CSPRNG (the kernel's).
+// Fills `buf[0..len]` with bytes from psmd's CSPRNG (the kernel's). `buf`
+// may be NULL when `len` is 0.
 //
 // # Safety
 // `conn` is NULL or a live connection; `buf` is NULL or writable for `len` bytes.
@@ -220,8 +224,10 @@ psm_result psm_digest(psm_conn *conn,
 psm_result psm_digest_stream(psm_conn *conn, uint32_t alg, psm_stream **out);
 
 // The stream's data channel: a blocking socket to write input to and read
-// output from (select()-able). Owned by the stream: do not close it. -1 if
-// `s` is NULL or already finished.
+// output from (select()-able). Owned by the stream: do not close it. Write
+// with `send(fd, buf, len, MSG_NOSIGNAL)` (or ignore SIGPIPE) so that psmd
+// going away gives an EPIPE error instead of killing the application.
+// -1 if `s` is NULL or already finished.
 //
 // # Safety
 // `s` is NULL or a live stream.

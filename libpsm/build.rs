@@ -10,7 +10,6 @@ fn main() {
     println!("cargo:rustc-cdylib-link-arg=-Wl,-soname,libpsm.so.0");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=cbindgen.toml");
-    println!("cargo:rerun-if-env-changed=PSM_LIBEXECDIR");
 
     let crate_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").unwrap());

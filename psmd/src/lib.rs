@@ -58,9 +58,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     };
     tracing::info!(socket = %socket.display(), pid = std::process::id(), "psmd listening");
     if opts.daemon {
-        process::detach()?;
+        // The first process records the daemon's pid before it exits, so the
+        // pid is there as soon as the spawner sees us ready.
+        process::detach(|child| bound.record_pid(child))?;
+    } else {
+        bound.record_pid(std::process::id());
     }
-    bound.record_pid();
     let workers =
         opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
     let config = event_loop::Config { test_hooks: opts.test_hooks, workers };

@@ -8,10 +8,10 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-/// How long an existing socket may take to accept before we call it stale.
-const STALE_PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long we wait for a dying predecessor to release `daemon.lock`.
+const DYING_DAEMON_WAIT: Duration = Duration::from_secs(3);
 
 /// A bound control socket and the lock that makes us the only psmd for it.
 pub struct Bound {
@@ -24,14 +24,14 @@ pub struct Bound {
 }
 
 impl Bound {
-    /// Records our pid in `daemon.lock` (after any fork), for tools and tests
-    /// that need to signal the daemon.
-    pub fn record_pid(&self) {
+    /// Records the daemon's pid in `daemon.lock`, for tools and tests that
+    /// need to signal it.
+    pub fn record_pid(&self, pid: u32) {
         use std::io::{Seek, Write};
         let mut f: &File = &self._lock;
         let _ = f.set_len(0);
         let _ = f.seek(std::io::SeekFrom::Start(0));
-        let _ = writeln!(f, "{}", std::process::id());
+        let _ = writeln!(f, "{pid}");
     }
 
     /// Removes the socket file if it is still the one we bound.
@@ -47,14 +47,13 @@ impl Bound {
 pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
     let dir = psm::transport::socket_dir(path)?;
     psm::transport::ensure_private_dir(dir)?;
-    let lock = lock_instance(dir)?;
+    let lock = lock_instance(dir, path)?;
     let listener = match UnixListener::bind(path) {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             // We hold the instance lock, so no psmd of ours owns this socket;
             // still, never steal a socket that answers.
-            if UnixStream::connect(path).is_ok_and(|s| s.set_read_timeout(Some(STALE_PROBE_TIMEOUT)).is_ok())
-            {
+            if UnixStream::connect(path).is_ok() {
                 return Err(DaemonError::AlreadyRunning(format!(
                     "another process is listening on {}",
                     path.display()
@@ -79,9 +78,13 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
     Ok(Bound { listener, path: path.to_path_buf(), identity: (meta.dev(), meta.ino()), _lock: lock })
 }
 
-fn lock_instance(dir: &Path) -> Result<Flock<File>, DaemonError> {
+/// Takes `daemon.lock`, held for the daemon's lifetime. A daemon killed
+/// with SIGKILL closes its socket a moment before the kernel drops its lock,
+/// so while the lock is held but the socket does not answer we wait (up to
+/// [`DYING_DAEMON_WAIT`]) rather than leave the application with no daemon.
+fn lock_instance(dir: &Path, socket: &Path) -> Result<Flock<File>, DaemonError> {
     let path = dir.join("daemon.lock");
-    let file = OpenOptions::new()
+    let mut file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
@@ -89,10 +92,18 @@ fn lock_instance(dir: &Path) -> Result<Flock<File>, DaemonError> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .map_err(|e| DaemonError::Socket(format!("opening {}: {e}", path.display())))?;
-    Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| match e {
-        nix::errno::Errno::EWOULDBLOCK => {
-            DaemonError::AlreadyRunning(format!("another psmd holds {}", path.display()))
+    let deadline = Instant::now() + DYING_DAEMON_WAIT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((f, nix::errno::Errno::EWOULDBLOCK | nix::errno::Errno::EINTR)) => file = f,
+            Err((_, e)) => return Err(DaemonError::Socket(format!("locking {}: {e}", path.display()))),
         }
-        e => DaemonError::Socket(format!("locking {}: {e}", path.display())),
-    })
+        if UnixStream::connect(socket).is_ok() || Instant::now() >= deadline {
+            return Err(DaemonError::AlreadyRunning(format!("another psmd holds {}", path.display())));
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }

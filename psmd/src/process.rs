@@ -26,10 +26,11 @@ pub fn harden() -> Result<(), DaemonError> {
 /// Forks; the parent exits 0 at once (the socket is already listening, so
 /// the process that spawned us may connect), the child leaves the caller's
 /// session and process group so the terminal's signals do not reach it.
-pub fn detach() -> Result<(), DaemonError> {
+pub fn detach(in_parent: impl FnOnce(u32)) -> Result<(), DaemonError> {
     // SAFETY: called before any thread exists (the pool starts later).
     match unsafe { nix::unistd::fork() }.map_err(|e| DaemonError::os("fork", e))? {
-        nix::unistd::ForkResult::Parent { .. } => {
+        nix::unistd::ForkResult::Parent { child } => {
+            in_parent(child.as_raw() as u32);
             // SAFETY: _exit skips destructors: the listener belongs to the child now.
             unsafe { libc::_exit(0) }
         }

@@ -142,8 +142,7 @@ impl Client {
     pub fn digest(&self, alg: HashAlg, data: &[u8]) -> Result<Vec<u8>> {
         if data.len() > MAX_INLINE_DIGEST {
             let stream = self.digest_stream(alg)?;
-            transport::send_all(stream.fd(), data)
-                .map_err(|e| Error::io("writing to the digest channel", e))?;
+            transport::send_all(stream.fd(), data).map_err(channel_write_error)?;
             return stream.finish();
         }
         match self.conn.call(Request::Digest { alg, data: data.to_vec() })?.0 {
@@ -178,6 +177,16 @@ impl Client {
             Reply::Done => Ok(()),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+/// A data channel whose far end vanished means psmd went away.
+fn channel_write_error(e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => {
+            Error::new(Code::PSM_ERR_DISCONNECTED, format!("psmd closed the data channel: {e}"))
+        }
+        _ => Error::io("writing to the data channel", e),
     }
 }
 

@@ -197,9 +197,6 @@ pub fn find_daemon() -> Option<PathBuf> {
         candidates.push(dir.join("../../libexec/psmd")); // lib/<multiarch>/
         candidates.push(dir.join("psmd"));
     }
-    if let Some(dir) = option_env!("PSM_LIBEXECDIR") {
-        candidates.push(Path::new(dir).join("psmd"));
-    }
     if let Some(path) = std::env::var_os("PATH") {
         candidates.extend(std::env::split_paths(&path).map(|d| d.join("psmd")));
     }

@@ -92,8 +92,9 @@ pub unsafe extern "C" fn psm_connect_to(
     })
 }
 
-/// Closes the connection and frees it. Streams opened on it stay valid
-/// objects but their operations fail. NULL is ignored.
+/// Frees the connection handle. The connection to psmd closes once the
+/// handle and every stream opened on it are freed (an unfinished stream keeps
+/// working until then). NULL is ignored.
 ///
 /// # Safety
 /// `conn` is NULL or from `psm_connect`, not yet freed, and no other call on

@@ -27,16 +27,21 @@ pub struct psm_stream {
     stream: Option<Stream>,
 }
 
-/// Fills `buf[0..len]` with bytes from psmd's CSPRNG (the kernel's).
+/// Fills `buf[0..len]` with bytes from psmd's CSPRNG (the kernel's). `buf`
+/// may be NULL when `len` is 0.
 ///
 /// # Safety
 /// `conn` is NULL or a live connection; `buf` is NULL or writable for `len` bytes.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn psm_random(conn: *mut psm_conn, buf: *mut u8, len: usize) -> Code {
     boundary(|| {
-        check_null!(conn, buf);
+        check_null!(conn);
+        if len > 0 {
+            check_null!(buf);
+        }
         // SAFETY: non-NULL and live per the contract.
         let conn = unsafe { &*conn };
+        // Filled in full before `buf` is touched: outputs only on PSM_OK.
         let mut tmp = vec![0u8; len];
         match conn.client.random(&mut tmp) {
             Ok(()) => {
@@ -128,8 +133,10 @@ pub unsafe extern "C" fn psm_digest_stream(conn: *mut psm_conn, alg: u32, out: *
 }
 
 /// The stream's data channel: a blocking socket to write input to and read
-/// output from (select()-able). Owned by the stream: do not close it. -1 if
-/// `s` is NULL or already finished.
+/// output from (select()-able). Owned by the stream: do not close it. Write
+/// with `send(fd, buf, len, MSG_NOSIGNAL)` (or ignore SIGPIPE) so that psmd
+/// going away gives an EPIPE error instead of killing the application.
+/// -1 if `s` is NULL or already finished.
 ///
 /// # Safety
 /// `s` is NULL or a live stream.

@@ -24,9 +24,11 @@ thread_local! {
     static LAST_ERROR: RefCell<CString> = RefCell::new(CString::default());
 }
 
-/// Records `e` as this thread's last error and returns its code.
+/// Records `e`'s message as this thread's last error and returns its code.
+/// The message is the detail only: callers print it after `psm_result_str`.
 fn fail(e: Error) -> Code {
-    let text = CString::new(e.to_string().replace('\0', " ")).unwrap_or_default();
+    let text = if e.message.is_empty() { e.code.describe().to_string() } else { e.message };
+    let text = CString::new(text.replace('\0', " ")).unwrap_or_default();
     LAST_ERROR.with(|l| *l.borrow_mut() = text);
     e.code
 }
@@ -90,9 +92,11 @@ fn malloc_copy(bytes: &[u8], nul: bool) -> Option<*mut u8> {
     Some(p)
 }
 
-/// Returns a message describing the last failed psm call on the calling
-/// thread ("" if none). Valid until the next psm call on this thread; never
-/// freed by the caller.
+/// Returns the detail of the last failed psm call on the calling thread
+/// (what failed and what to do, e.g. "socket directory /run/user/1000/psm is
+/// mode 0755; expected 0700"), or "" if none failed yet. Print it after
+/// `psm_result_str(result)`. Successful calls leave it unchanged. Valid
+/// until the next failing psm call on this thread; never freed by the caller.
 #[unsafe(no_mangle)]
 pub extern "C" fn psm_last_error() -> *const c_char {
     boundary_value(c"".as_ptr(), || LAST_ERROR.with(|l| l.borrow().as_ptr()))
