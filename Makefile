@@ -13,10 +13,8 @@ CBUILD   := $(CURDIR)/build
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 SOMAJOR  := $(firstword $(subst ., ,$(VERSION)))
 
-export PSM_LIBEXECDIR := $(LIBEXECDIR)
-
 .PHONY: all build header check-header examples demo test test-deps cargo-test lint \
-        ctest bench fuzz install clean
+        ctest install-check bench fuzz install clean
 
 all: build examples
 
@@ -54,7 +52,10 @@ ctest: examples
 	cmake --build $(CBUILD)/ffi-tests -j2
 	cd $(CBUILD)/ffi-tests && ctest --output-on-failure --no-tests=error
 
-test: test-deps check-header lint cargo-test ctest
+install-check: examples
+	sh tests/install-check.sh
+
+test: test-deps check-header lint cargo-test ctest install-check
 
 bench: examples
 	$(CARGO) build --release --locked -p psm --example digest_bench
@@ -83,3 +84,4 @@ clean:
 	$(CARGO) clean
 	rm -rf $(CBUILD)
 	$(MAKE) -C examples-c clean
+	$(MAKE) -C bench clean

@@ -1,0 +1,98 @@
+#!/bin/sh
+# `make bench` runs this as `sh bench/run.sh BUILD_DIR [N]`: ping latency of
+# psm against a bare ping-pong, with psmd and the benchmark pinned to one
+# CPU and then free to use all of them, then the Rust digest benchmark if
+# it was built. Everything runs against a private psmd in a private
+# runtime directory, removed at the end. N (default 200000) is the number
+# of pings per measurement; $N in the environment works too.
+
+set -eu
+
+BUILD=${1:?usage: sh bench/run.sh BUILD_DIR [N]}
+BUILD=$(cd "$BUILD" && pwd)
+N=${2:-${N:-200000}}
+BENCH=$(cd "$(dirname "$0")" && pwd)
+
+for f in "$BUILD/psmd" "$BENCH/ping-bench"; do
+    [ -x "$f" ] || { echo "run.sh: $f is missing; run 'make bench'" >&2; exit 1; }
+done
+
+dir=$(mktemp -d "${TMPDIR:-/tmp}/psm-bench.XXXXXX")
+chmod 700 "$dir"
+export PSM_SOCKET="$dir/psm/control"
+export PSM_DAEMON="$BUILD/psmd"
+daemon=
+
+# start_daemon [PREFIX...]: starts psmd under PREFIX (e.g. taskset -c 0).
+start_daemon() {
+    "$@" "$BUILD/psmd" --daemon --socket "$PSM_SOCKET" 2>>"$dir/psmd.log"
+    i=0
+    until [ -s "$dir/psm/daemon.lock" ]; do
+        [ $i -lt 50 ] || { echo "run.sh: psmd recorded no pid" >&2; exit 1; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    daemon=$(cat "$dir/psm/daemon.lock")
+}
+
+# A zombie (exited, not yet reaped by init) counts as gone.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    state=$(sed -n 's/^.*) \(.\).*$/\1/p' "/proc/$1/stat" 2>/dev/null)
+    [ "$state" != Z ]
+}
+
+stop_daemon() {
+    [ -n "$daemon" ] || return 0
+    kill -TERM "$daemon" 2>/dev/null || true
+    # Until it has exited it holds the instance lock, and a psmd started
+    # meanwhile would find it "already running" and quietly step aside.
+    i=0
+    while alive "$daemon" && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    alive "$daemon" && kill -KILL "$daemon" 2>/dev/null
+    # Nobody holds the file now; empty it so start_daemon waits for the new pid.
+    : >"$dir/psm/daemon.lock"
+    daemon=
+}
+
+cleanup() {
+    status=$?
+    trap - EXIT INT TERM
+    stop_daemon
+    rm -rf "$dir"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+echo "ping round trip, $N calls each; bare = the same frame sizes over a Unix"
+echo "socket to a forked echo server, the floor psm is measured against"
+echo
+
+if command -v taskset >/dev/null 2>&1; then
+    echo "== pinned: psmd and ping-bench (and its echo server) on CPU 0"
+    start_daemon taskset -c 0
+    taskset -c 0 "$BENCH/ping-bench" "$N"
+    stop_daemon
+    echo
+else
+    echo "== pinned: skipped (no taskset)"
+    echo
+fi
+
+echo "== unpinned"
+start_daemon
+"$BENCH/ping-bench" "$N"
+echo
+
+if [ -x "$BUILD/examples/digest_bench" ]; then
+    echo "== digest_bench (same psmd)"
+    "$BUILD/examples/digest_bench"
+    echo
+fi
+
+stop_daemon
