@@ -223,8 +223,9 @@ pub fn wait_readable(fd: RawFd, timeout: Option<std::time::Duration>) -> io::Res
             None => -1,
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
-                left.as_millis().min(i32::MAX as u128) as i32
-                    + i32::from(left.subsec_nanos() % 1_000_000 != 0)
+                // Round up so we never wake just before the deadline.
+                let ms = left.as_millis() + u128::from(left.subsec_nanos() % 1_000_000 != 0);
+                ms.min(i32::MAX as u128) as i32
             }
         };
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };

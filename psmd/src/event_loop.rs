@@ -36,6 +36,11 @@ const MAX_CHANNELS_PER_SESSION: usize = 256;
 /// Bytes read from one source per turn before others get theirs.
 const CONN_READ_BUDGET: usize = 256 * 1024;
 const CHANNEL_READ_BUDGET: usize = 1024 * 1024;
+/// How often accept() is retried after it failed (EMFILE, ENOBUFS).
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// What a queued reply costs beyond its bytes (queue slot, allocation), so
+/// that a flood of tiny replies is bounded as tightly as a few large ones.
+const OUT_FRAME_OVERHEAD: usize = 64;
 /// Size of the loop's shared read buffer.
 const READ_BUF: usize = 256 * 1024;
 /// Kernel buffer for the application's end of a data channel: fewer, larger
@@ -114,6 +119,8 @@ pub struct EventLoop {
     next_session: u64,
     next_channel: u64,
     uid: u32,
+    /// accept() failed for lack of resources; retry on a timer.
+    accept_stalled: bool,
 }
 
 impl EventLoop {
@@ -162,13 +169,20 @@ impl EventLoop {
             next_session: 1,
             next_channel: 1,
             uid: psm::transport::euid(),
+            accept_stalled: false,
         })
     }
 
     pub fn run(mut self) -> Result<(), DaemonError> {
         let mut events = Events::with_capacity(1024);
         loop {
-            let timeout = if self.ready.is_empty() { None } else { Some(Duration::ZERO) };
+            let timeout = if !self.ready.is_empty() {
+                Some(Duration::ZERO)
+            } else if self.accept_stalled {
+                Some(ACCEPT_RETRY)
+            } else {
+                None
+            };
             if let Err(e) = self.poll.poll(&mut events, timeout) {
                 if e.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -197,6 +211,9 @@ impl EventLoop {
                 self.shutdown("psmd received a termination signal");
                 return Ok(());
             }
+            if self.accept_stalled {
+                self.accept_all();
+            }
             for _ in 0..self.ready.len() {
                 if let Some(t) = self.ready.pop_front() {
                     self.service(t);
@@ -209,11 +226,19 @@ impl EventLoop {
         loop {
             match self.listener.accept() {
                 Ok((stream, _)) => self.admit(stream),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.accept_stalled = false;
+                    return;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
-                    // EMFILE and friends: log, keep serving existing clients.
-                    tracing::warn!("accept failed: {e}");
+                    // EMFILE and friends. The listener is edge-triggered, so
+                    // clients already in the backlog would get no new event:
+                    // retry on a timer until accept works again.
+                    if !self.accept_stalled {
+                        tracing::warn!("accept failed: {e}; retrying every {ACCEPT_RETRY:?}");
+                    }
+                    self.accept_stalled = true;
                     return;
                 }
             }
@@ -474,15 +499,22 @@ impl EventLoop {
         }
     }
 
+    /// Drops a channel; a ChannelFinish parked on it gets an error rather
+    /// than waiting forever.
     fn remove_channel(&mut self, ct: usize) {
-        if let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) {
-            let _ = self.poll.registry().deregister(&mut chan.stream);
-            if let Some(Entry::Conn(conn)) = self.entries.get_mut(chan.owner)
-                && conn.session.id == chan.session_id
-            {
-                conn.session.channels.remove(&chan.id);
-            }
-            self.stats.channels -= 1;
+        let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) else { return };
+        let _ = self.poll.registry().deregister(&mut chan.stream);
+        self.stats.channels -= 1;
+        let owner = Token(chan.owner);
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(owner.0) else { return };
+        if conn.session.id != chan.session_id {
+            return;
+        }
+        conn.session.channels.remove(&chan.id);
+        if let Some(id) = chan.finish_waiting.take() {
+            let e =
+                Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "the channel was closed before its input ended");
+            self.send_reply(owner, id, Err(e), None);
         }
     }
 
@@ -527,7 +559,7 @@ impl EventLoop {
             };
             encode_server_frame(&err, &mut bytes).expect("an error reply always fits");
         }
-        conn.out_bytes += bytes.len();
+        conn.out_bytes += bytes.len() + OUT_FRAME_OVERHEAD;
         conn.out.push_back(OutFrame { bytes, sent: 0, fd });
         self.flush(t);
     }
@@ -551,6 +583,7 @@ impl EventLoop {
                     conn.out_bytes -= n;
                     if front.sent == front.bytes.len() {
                         conn.out.pop_front();
+                        conn.out_bytes -= OUT_FRAME_OVERHEAD;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

@@ -59,6 +59,18 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
                     path.display()
                 )));
             }
+            // Only ever delete a socket: a mistyped --socket must not cost
+            // the user a file.
+            let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_socket()
+            });
+            if !is_socket {
+                return Err(DaemonError::Socket(format!(
+                    "{} exists and is not a socket; choose another socket path",
+                    path.display()
+                )));
+            }
             tracing::info!(socket = %path.display(), "removing stale socket");
             std::fs::remove_file(path)
                 .map_err(|e| DaemonError::Socket(format!("removing stale socket {}: {e}", path.display())))?;

@@ -20,6 +20,15 @@ pub fn harden() -> Result<(), DaemonError> {
     // SAFETY: setting a signal disposition to SIG_IGN is always sound.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // Every connection and data channel is a descriptor: use all we may.
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
     Ok(())
 }
 

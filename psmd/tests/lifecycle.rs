@@ -156,6 +156,31 @@ fn a_socket_directory_open_to_others_is_refused_by_daemon_and_client() {
 }
 
 #[test]
+fn a_file_that_is_not_a_socket_is_never_removed() {
+    let rt = RuntimeDir::new();
+    std::fs::create_dir(rt.socket_dir()).unwrap();
+    std::fs::set_permissions(rt.socket_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(rt.socket(), b"precious").unwrap();
+    let out = Command::new(common::PSMD).arg("--socket").arg(rt.socket()).output().unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a socket"));
+    assert_eq!(std::fs::read(rt.socket()).unwrap(), b"precious");
+}
+
+#[test]
+fn a_daemon_that_never_answers_hello_times_out() {
+    let rt = RuntimeDir::new();
+    std::fs::create_dir(rt.socket_dir()).unwrap();
+    std::fs::set_permissions(rt.socket_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Accepts (through the backlog) and never reads or writes.
+    let _mute = std::os::unix::net::UnixListener::bind(rt.socket()).unwrap();
+    let err =
+        Client::connect_to(&rt.socket(), "t", ConnectFlags { no_spawn: true, no_dialogs: true }).unwrap_err();
+    assert_eq!(err.code, Code::PSM_ERR_TIMEOUT);
+    assert!(err.message.contains("did not answer Hello"), "{}", err.message);
+}
+
+#[test]
 fn no_spawn_without_a_daemon_is_disconnected() {
     let rt = RuntimeDir::new();
     let err = Client::connect_to(&rt.socket(), "t", ConnectFlags { no_spawn: true, no_dialogs: false })

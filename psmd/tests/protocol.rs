@@ -202,3 +202,46 @@ fn a_client_that_never_reads_is_throttled_without_losing_replies() {
     t.join().unwrap();
     assert!(rss < 64 * 1024, "daemon RSS {rss} KiB while a client did not read");
 }
+
+#[test]
+fn clients_waiting_while_the_daemon_is_out_of_descriptors_are_served_later() {
+    let d = Daemon::start_limited(&[], Some(40));
+    // Fill the descriptor table; connections past it wait in the backlog
+    // because accept() fails with EMFILE.
+    let mut held: Vec<RawConn> = (0..60).map(|_| RawConn::connect(&d.socket())).collect();
+    let mut last = held.pop().unwrap();
+    last.send(1, common::hello_request());
+    // Free descriptors: psmd must retry accept by itself (the listener is
+    // edge-triggered and no new client arrives to wake it).
+    drop(held);
+    match last.recv() {
+        Some(ServerFrame::Reply { id: 1, result: Ok(Reply::Hello { .. }) }) => {}
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn closing_a_channel_answers_a_finish_parked_on_it() {
+    let d = Daemon::start();
+    let mut raw = d.raw();
+    raw.hello();
+    raw.send(1, Request::DigestStream { alg: psm::proto::HashAlg::Sha256 });
+    let channel = match raw.recv() {
+        Some(ServerFrame::Reply { id: 1, result: Ok(Reply::Channel { channel }) }) => channel,
+        other => panic!("{other:?}"),
+    };
+    // The input never ends, so Finish parks; Close must not strand it.
+    raw.send(2, Request::ChannelFinish { channel });
+    raw.send(3, Request::ChannelClose { channel });
+    let mut got = [raw.recv().unwrap(), raw.recv().unwrap()];
+    got.sort_by_key(|f| match f {
+        ServerFrame::Reply { id, .. } => *id,
+        ServerFrame::Event(_) => 0,
+    });
+    match &got[0] {
+        ServerFrame::Reply { id: 2, result: Err(e) } => assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(got[1], ServerFrame::Reply { id: 3, result: Ok(Reply::Done) });
+    assert_eq!(d.status()["channels"], 0);
+}

@@ -104,10 +104,20 @@ impl Conn {
 
     /// Sends `request` and waits for its reply.
     pub(crate) fn call(&self, request: Request) -> ReplyResult {
+        self.call_within(request, None)
+    }
+
+    /// Like [`call`](Self::call), giving up with `PSM_ERR_TIMEOUT` after
+    /// `timeout`. A reply that arrives later is dropped.
+    pub(crate) fn call_within(&self, request: Request, timeout: Option<Duration>) -> ReplyResult {
         let id = self.send(request)?;
-        match self.wait_for(|st| st.replies.remove(&id), None)? {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        match self.wait_for(|st| st.replies.remove(&id), deadline)? {
             Some(result) => result,
-            None => Err(Error::new(Code::PSM_ERR_TIMEOUT, "no reply from psmd")),
+            None => {
+                self.lock().discard.insert(id);
+                Err(Error::new(Code::PSM_ERR_TIMEOUT, "psmd did not answer in time"))
+            }
         }
     }
 
@@ -127,7 +137,9 @@ impl Conn {
         self.wait_for(
             |st| {
                 let ev = st.events.pop_front();
-                if st.events.is_empty() {
+                // A dead connection keeps the fd readable so select() loops
+                // keep learning of it.
+                if st.events.is_empty() && st.dead.is_none() {
                     st.notifier.lower();
                 }
                 ev
@@ -172,7 +184,13 @@ impl Conn {
             let mut buf = std::mem::take(&mut st.buf);
             let mut fds = std::mem::take(&mut st.fds);
             drop(st);
-            let outcome = self.read_some(&mut buf, &mut rx, &mut fds, left);
+            // The reader role must be handed back even if reading panics
+            // (the C boundary catches it); otherwise every other waiter on
+            // this connection would wait forever.
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.read_some(&mut buf, &mut rx, &mut fds, left)
+            }))
+            .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_PANIC, "reading from psmd panicked")));
             st = self.lock();
             st.rx = rx;
             st.buf = buf;

@@ -26,6 +26,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// How long a daemon that accepted our connection may take to answer Hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Options for [`Client::connect`] (the `PSM_CONNECT_*` flags of the C API).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnectFlags {
@@ -85,7 +88,14 @@ impl Client {
             app_name: app_name.to_string(),
             flags: if flags.no_dialogs { 0 } else { crate::proto::HELLO_CAN_SHOW_DIALOGS },
         };
-        match conn.call(hello)? {
+        let reply = conn.call_within(hello, Some(HELLO_TIMEOUT)).map_err(|e| match e.code {
+            Code::PSM_ERR_TIMEOUT => Error::new(
+                Code::PSM_ERR_TIMEOUT,
+                format!("psmd accepted the connection but did not answer Hello within {HELLO_TIMEOUT:?}"),
+            ),
+            _ => e,
+        })?;
+        match reply {
             (Reply::Hello { daemon_version, session_id, version }, _) => {
                 if !(PROTOCOL_MIN..=PROTOCOL_MAX).contains(&version) {
                     return Err(Error::new(

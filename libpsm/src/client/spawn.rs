@@ -72,7 +72,23 @@ pub(crate) fn connect(socket: &Path, allow_spawn: bool) -> Result<UnixStream> {
 /// Ok(None): nobody is listening (no socket, or a stale one).
 fn try_connect(socket: &Path) -> Result<Option<UnixStream>> {
     match UnixStream::connect(socket) {
-        Ok(s) => Ok(Some(s)),
+        Ok(s) => {
+            // The directory check already keeps others out; this also
+            // catches a socket swapped in after that check.
+            let (_, uid, _) = transport::peer_credentials(&s).map_err(|e| {
+                Error::new(Code::PSM_ERR_DISCONNECTED, format!("SO_PEERCRED on {}: {e}", socket.display()))
+            })?;
+            if uid != transport::euid() {
+                return Err(Error::new(
+                    Code::PSM_ERR_PERMISSION_DENIED,
+                    format!(
+                        "{} is served by uid {uid}, not by you; refusing to talk to it",
+                        socket.display()
+                    ),
+                ));
+            }
+            Ok(Some(s))
+        }
         Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused) => Ok(None),
         Err(e) => {
             Err(Error::new(Code::PSM_ERR_DISCONNECTED, format!("connecting to {}: {e}", socket.display())))
@@ -185,20 +201,25 @@ fn spawn_daemon(socket: &Path, dir: &Path) -> Result<()> {
 }
 
 /// `$PSM_DAEMON`, else `libexec/psmd` under the prefix this library (or the
-/// program it is linked into) was installed to, else `psmd` beside it (a
-/// build tree), else `psmd` on `PATH`.
+/// program it is linked into) was installed to, else `psmd` beside
+/// `libpsm.so` (a build tree), else `psmd` in an absolute `PATH` entry.
+/// psmd will hold the user's keys, so a relative `PATH` entry (the current
+/// directory) or the directory of a statically linked program is never
+/// searched: an attacker's file there must not become the daemon.
 pub fn find_daemon() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("PSM_DAEMON").filter(|p| !p.is_empty()) {
         return Some(PathBuf::from(p));
     }
     let mut candidates = Vec::new();
-    if let Some(dir) = own_dir() {
+    if let Some((dir, shared_lib)) = own_dir() {
         candidates.push(dir.join("../libexec/psmd"));
         candidates.push(dir.join("../../libexec/psmd")); // lib/<multiarch>/
-        candidates.push(dir.join("psmd"));
+        if shared_lib {
+            candidates.push(dir.join("psmd"));
+        }
     }
     if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|d| d.join("psmd")));
+        candidates.extend(std::env::split_paths(&path).filter(|d| d.is_absolute()).map(|d| d.join("psmd")));
     }
     candidates.into_iter().find(|p| is_executable(p))
 }
@@ -208,9 +229,9 @@ fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// Directory of the object this code is in: libpsm.so, or the executable
-/// that links libpsm statically.
-fn own_dir() -> Option<PathBuf> {
+/// Directory of the object this code is in, and whether that object is a
+/// shared library (libpsm.so) rather than a program linking libpsm.a.
+fn own_dir() -> Option<(PathBuf, bool)> {
     let mut info: libc::Dl_info = unsafe { std::mem::zeroed() };
     // SAFETY: dladdr only reads the address and fills `info`.
     let ok = unsafe { libc::dladdr(own_dir as *const libc::c_void, &mut info) };
@@ -220,6 +241,8 @@ fn own_dir() -> Option<PathBuf> {
     // SAFETY: dladdr returned a NUL-terminated path owned by the loader.
     let name = unsafe { std::ffi::CStr::from_ptr(info.dli_fname) };
     let path = PathBuf::from(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(name.to_bytes()));
-    let path = std::fs::canonicalize(&path).unwrap_or(path);
-    path.parent().map(Path::to_path_buf)
+    let path = std::fs::canonicalize(&path).ok()?;
+    let exe = std::fs::canonicalize("/proc/self/exe").ok();
+    let shared_lib = exe.as_deref() != Some(path.as_path());
+    Some((path.parent()?.to_path_buf(), shared_lib))
 }

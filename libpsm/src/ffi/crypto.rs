@@ -42,7 +42,11 @@ pub unsafe extern "C" fn psm_random(conn: *mut psm_conn, buf: *mut u8, len: usiz
         // SAFETY: non-NULL and live per the contract.
         let conn = unsafe { &*conn };
         // Filled in full before `buf` is touched: outputs only on PSM_OK.
-        let mut tmp = vec![0u8; len];
+        let mut tmp = Vec::new();
+        if tmp.try_reserve_exact(len).is_err() {
+            return fail_code(Code::PSM_ERR_INVALID_ARGUMENT, &format!("cannot allocate {len} bytes"));
+        }
+        tmp.resize(len, 0);
         match conn.client.random(&mut tmp) {
             Ok(()) => {
                 // SAFETY: `buf` is writable for `len` bytes.

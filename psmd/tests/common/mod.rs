@@ -70,8 +70,12 @@ impl Daemon {
     }
 
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Daemon::start_limited(extra, None)
+    }
+
+    pub fn start_limited(extra: &[&str], max_fds: Option<u64>) -> Daemon {
         let rt = RuntimeDir::new();
-        let child = spawn_psmd(&rt.socket(), extra);
+        let child = spawn_psmd_limited(&rt.socket(), extra, max_fds);
         let mut d = Daemon { rt, child: Some(child), observer: None };
         wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
         d.observer = Some(d.client());
@@ -125,8 +129,26 @@ impl Drop for Daemon {
 }
 
 pub fn spawn_psmd(socket: &Path, extra: &[&str]) -> Child {
-    Command::new(PSMD)
-        .arg("--socket")
+    spawn_psmd_limited(socket, extra, None)
+}
+
+/// Starts psmd with at most `max_fds` open descriptors (soft and hard).
+pub fn spawn_psmd_limited(socket: &Path, extra: &[&str], max_fds: Option<u64>) -> Child {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(PSMD);
+    if let Some(n) = max_fds {
+        // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit { rlim_cur: n, rlim_max: n };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    cmd.arg("--socket")
         .arg(socket)
         .arg("--test-hooks")
         .args(extra)
@@ -163,13 +185,14 @@ pub fn alive(pid: i32) -> bool {
 pub struct RawConn {
     pub stream: UnixStream,
     reader: FrameReader,
+    pub fds: std::collections::VecDeque<std::os::fd::OwnedFd>,
 }
 
 impl RawConn {
     pub fn connect(socket: &Path) -> RawConn {
         let stream = UnixStream::connect(socket).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        RawConn { stream, reader: FrameReader::new() }
+        RawConn { stream, reader: FrameReader::new(), fds: Default::default() }
     }
 
     pub fn send(&mut self, id: u64, request: Request) {
@@ -197,14 +220,17 @@ impl RawConn {
         self.send_raw(&out);
     }
 
-    /// The next frame, or None at end of stream.
+    /// The next frame, or None at end of stream. Descriptors that come with
+    /// frames (data channels) are kept in `fds`, in order.
     pub fn recv(&mut self) -> Option<ServerFrame> {
+        use std::os::fd::AsRawFd;
         let mut buf = [0u8; 65536];
         loop {
             if let Some(body) = self.reader.next_frame().unwrap() {
                 return Some(decode_server_frame(body).unwrap());
             }
-            let n = self.stream.read(&mut buf).expect("read from psmd (timed out?)");
+            let n = psm::transport::recv_with_fds(self.stream.as_raw_fd(), &mut buf, &mut self.fds)
+                .expect("read from psmd (timed out?)");
             if n == 0 {
                 return None;
             }
