@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs what `make test` needs beyond the Rust toolchain, only when it is
 # missing: cmake (ffi-tests), a C/C++ compiler, python3 and setpriv (the
-# other-uid test), sha256sum (C tests compare with it).
+# other-uid test), sha256sum (C tests compare with it), OpenSSL's headers
+# (the openssl crate) and its command line tool (interop tests).
 set -eu
 missing=""
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
@@ -12,6 +13,9 @@ command -v make >/dev/null 2>&1 || missing="$missing make"
 command -v setpriv >/dev/null 2>&1 || missing="$missing util-linux"
 command -v sha256sum >/dev/null 2>&1 || missing="$missing coreutils"
 command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+pkg-config --exists openssl 2>/dev/null || missing="$missing libssl-dev"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing:$missing (install them, or run as root so make test can)" >&2

@@ -21,6 +21,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/psm-bench.XXXXXX")
 chmod 700 "$dir"
 export PSM_SOCKET="$dir/psm/control"
 export PSM_DAEMON="$BUILD/psmd"
+export PSM_PROFILE="$dir/profile"
 daemon=
 
 # start_daemon [PREFIX...]: starts psmd under PREFIX (e.g. taskset -c 0).

@@ -42,6 +42,7 @@ trap 'exit 143' TERM
 # listens there, starts the daemon it names in PSM_DAEMON.
 export PSM_SOCKET="$dir/psm/control"
 export PSM_DAEMON="$BUILD/psmd"
+export PSM_PROFILE="$dir/profile"
 echo "== private runtime directory: $dir (socket $PSM_SOCKET)"
 
 echo "== psm-status: no psmd is running; libpsm starts one on demand"

@@ -23,6 +23,7 @@ dir=$(mktemp -d "${TMPDIR:-/tmp}/psm-ffi-test.XXXXXX") || exit 1
 chmod 700 "$dir"
 export PSM_SOCKET="$dir/psm/control"
 export PSM_DAEMON="$PSMD"
+export PSM_PROFILE="$dir/profile"
 export PSM_FIXTURE_DIR="$dir"
 
 # A zombie (killed, not yet reaped by init) counts as gone.

@@ -20,6 +20,54 @@
 
 #define PSM_VERSION_PATCH 0
 
+// `PSM_TRUST_*`: trusted as a CA for TLS server certificates.
+#define PSM_TRUST_CA_TLS_SERVER (1 << 0)
+
+// Trusted as a CA for TLS client certificates.
+#define PSM_TRUST_CA_TLS_CLIENT (1 << 1)
+
+// Trusted as a CA for email (S/MIME) certificates.
+#define PSM_TRUST_CA_EMAIL (1 << 2)
+
+// Trusted as a CA for code signing certificates.
+#define PSM_TRUST_CA_CODE (1 << 3)
+
+// Trusted as a TLS peer itself (accepted without a chain).
+#define PSM_TRUST_PEER_TLS (1 << 4)
+
+// Trusted as an email peer itself.
+#define PSM_TRUST_PEER_EMAIL (1 << 5)
+
+// Never trusted, whatever else says so (also as part of a chain).
+#define PSM_TRUST_DISTRUSTED (1 << 6)
+
+// `psm_cert_list_query` filter: certificates with a private key ("mine").
+#define PSM_CERTS_USER (1 << 0)
+
+// Certificate authorities.
+#define PSM_CERTS_CA (1 << 1)
+
+// Other people's (end-entity certificates with an email address).
+#define PSM_CERTS_PEOPLE (1 << 2)
+
+// Servers' (end-entity certificates with a DNS name or IP address).
+#define PSM_CERTS_SERVERS (1 << 3)
+
+// `psm_cert_verify` usage: a TLS server (name: DNS name or IP address).
+#define PSM_USAGE_TLS_SERVER 1
+
+// A TLS client.
+#define PSM_USAGE_TLS_CLIENT 2
+
+// The signer of an email (name: the email address).
+#define PSM_USAGE_EMAIL_SIGNER 3
+
+// The recipient of an encrypted email (name: the email address).
+#define PSM_USAGE_EMAIL_RECIPIENT 4
+
+// A code signer.
+#define PSM_USAGE_CODE_SIGNING 5
+
 // `psm_connect` flag: fail with `PSM_ERR_DISCONNECTED` instead of starting psmd.
 #define PSM_CONNECT_NO_SPAWN (1 << 0)
 
@@ -109,6 +157,13 @@ typedef uint32_t psm_result;
 #endif // __STDC_VERSION__ >= 202311L
 #endif // __cplusplus
 
+// A certificate (a snapshot: trust changes made later are not reflected).
+// Free it with `psm_cert_free`.
+typedef struct psm_cert psm_cert;
+
+// A list of certificates. Free it with `psm_cert_list_free`.
+typedef struct psm_cert_list psm_cert_list;
+
 // A connection to psmd. Safe to use from several threads at once; free it
 // with `psm_conn_free` once no other call on it is in progress. A child
 // process must not use its parent's connection after fork(): connect anew.
@@ -119,6 +174,9 @@ typedef struct psm_event psm_event;
 
 // A data channel for a stream operation. Free it with `psm_stream_free`.
 typedef struct psm_stream psm_stream;
+
+// The outcome of `psm_cert_verify`. Free it with `psm_verify_result_free`.
+typedef struct psm_verify_result psm_verify_result;
 
 #ifdef __cplusplus
 extern "C" {
@@ -143,6 +201,203 @@ const char *psm_version(void);
 // # Safety
 // `p` is NULL or a pointer psm handed to the caller that was not freed yet.
 void psm_free(void *p);
+
+// Imports certificates from PEM (one or more), DER, or PKCS#7 certs-only
+// (.p7b/.p7c) into the store; every certificate in the input is imported
+// (all or none). `nickname` (NULL: derived from the subject) and `trust`
+// (`PSM_TRUST_*` bits, 0: none) apply to the first one, which `*out`
+// returns. Importing a certificate already present is not an error.
+// `PSM_ERR_EXISTS`: the nickname names another certificate;
+// `PSM_ERR_DECODE`: the input holds no valid certificate.
+//
+// # Safety
+// `conn` is live; `data` is readable for `len` bytes; `nickname` is NULL or
+// a NUL-terminated string; `out` is writable.
+psm_result psm_cert_import(psm_conn *conn,
+                           const uint8_t *data,
+                           size_t len,
+                           const char *nickname,
+                           uint32_t trust,
+                           psm_cert **out);
+
+// Finds a certificate by nickname, email address (the one that expires
+// last) or `"sha256:<hex>"`. `PSM_ERR_NOT_FOUND` when there is none.
+//
+// # Safety
+// `conn` is live; `query` is a NUL-terminated string; `out` is writable.
+psm_result psm_cert_find(psm_conn *conn, const char *query, psm_cert **out);
+
+// Lists the store's certificates matching any `PSM_CERTS_*` bit of
+// `filter` (0: all), sorted by nickname. Free with `psm_cert_list_free`.
+//
+// # Safety
+// `conn` is live; `out` is writable.
+psm_result psm_cert_list_query(psm_conn *conn, uint32_t filter, psm_cert_list **out);
+
+// Number of certificates in the list; 0 for NULL.
+//
+// # Safety
+// `l` is NULL or a live list.
+size_t psm_cert_list_len(const psm_cert_list *l);
+
+// The `i`-th certificate, borrowed: valid until the list is freed (do not
+// `psm_cert_free` it). NULL if `l` is NULL or `i` is out of range.
+//
+// # Safety
+// `l` is NULL or a live list.
+const psm_cert *psm_cert_list_get(const psm_cert_list *l, size_t i);
+
+// Frees a list and the certificates it lends out. NULL is ignored.
+//
+// # Safety
+// `l` is NULL or from `psm_cert_list_query` and not yet freed.
+void psm_cert_list_free(psm_cert_list *l);
+
+// The first email address (subjectAltName, else the subject's
+// emailAddress); NULL if there is none or `c` is NULL. Valid until the
+// certificate is freed.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_email(const psm_cert *c);
+
+// Start of the validity period (unix seconds); 0 if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+int64_t psm_cert_not_before(const psm_cert *c);
+
+// End of the validity period (unix seconds); 0 if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+int64_t psm_cert_not_after(const psm_cert *c);
+
+// 1 if psmd holds the private key of this certificate, else 0.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+int32_t psm_cert_has_private_key(const psm_cert *c);
+
+// The `PSM_TRUST_*` bits the certificate had when it was fetched.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+uint32_t psm_cert_trust(const psm_cert *c);
+
+// 1 if the certificate is a CA (basicConstraints cA), else 0.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+int32_t psm_cert_is_ca(const psm_cert *c);
+
+// 1 if the certificate is one of the system's trust anchors (it can be
+// distrusted but not deleted), else 0.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+int32_t psm_cert_is_builtin(const psm_cert *c);
+
+// The certificate's DER, borrowed: valid until the certificate is freed.
+//
+// # Safety
+// `c` is NULL or live; `der` and `len` are writable.
+psm_result psm_cert_der(const psm_cert *c, const uint8_t **der, size_t *len);
+
+// Frees a certificate from `psm_cert_import`, `psm_cert_find` or the like
+// (not one borrowed from a list or verify result). NULL is ignored.
+//
+// # Safety
+// `c` is NULL or an owned certificate not yet freed.
+void psm_cert_free(psm_cert *c);
+
+// Replaces the certificate's trust with `trust` (`PSM_TRUST_*` bits).
+// `cert` itself is not updated; find it again to see the change.
+//
+// # Safety
+// `conn` and `cert` are live.
+psm_result psm_cert_set_trust(psm_conn *conn, const psm_cert *cert, uint32_t trust);
+
+// Sets the `set` bits and clears the `clear` bits in one atomic step, so
+// that two applications editing different bits at once both succeed.
+//
+// # Safety
+// `conn` and `cert` are live.
+psm_result psm_cert_change_trust(psm_conn *conn,
+                                 const psm_cert *cert,
+                                 uint32_t set,
+                                 uint32_t clear);
+
+// Deletes the certificate from the store; its private key, if any, stays
+// (see `psm_cert_delete_with_key`). System anchors cannot be deleted
+// (`PSM_ERR_PERMISSION_DENIED`): distrust them instead.
+//
+// # Safety
+// `conn` and `cert` are live.
+psm_result psm_cert_delete(psm_conn *conn, const psm_cert *cert);
+
+// Deletes the certificate and its private key (unless another stored
+// certificate uses the same key).
+//
+// # Safety
+// `conn` and `cert` are live.
+psm_result psm_cert_delete_with_key(psm_conn *conn, const psm_cert *cert);
+
+// Verifies `cert` for `usage` (`PSM_USAGE_*`) and, if not NULL, `name` (a
+// DNS name or IP address for TLS, an email address for email) at `at` (unix
+// seconds, 0 = now) against the store's trust settings. Returns `PSM_OK`
+// whenever the certificate could be evaluated; the verdict is
+// `psm_verify_result_status`, the reason `psm_verify_result_detail`.
+//
+// # Safety
+// `conn` and `cert` are live; `name` is NULL or NUL-terminated; `out` is writable.
+psm_result psm_cert_verify(psm_conn *conn,
+                           const psm_cert *cert,
+                           uint32_t usage,
+                           const char *name,
+                           int64_t at,
+                           psm_verify_result **out);
+
+// `PSM_OK` if the certificate is valid, else why not
+// (`PSM_ERR_CERT_*`). `PSM_ERR_NULL_PARAMETER` for NULL.
+//
+// # Safety
+// `v` is NULL or a live result.
+psm_result psm_verify_result_status(const psm_verify_result *v);
+
+// The verdict in words ("certificate expired on ..."); valid until the
+// result is freed. NULL if `v` is NULL.
+//
+// # Safety
+// `v` is NULL or a live result.
+const char *psm_verify_result_detail(const psm_verify_result *v);
+
+// Length of the chain: the certificate itself first, then its issuers up
+// to the trust anchor (just the certificate when no chain was found).
+//
+// # Safety
+// `v` is NULL or a live result.
+size_t psm_verify_result_chain_len(const psm_verify_result *v);
+
+// The `i`-th certificate of the chain (0 = the certificate itself),
+// borrowed until the result is freed. NULL when out of range.
+//
+// # Safety
+// `v` is NULL or a live result.
+const psm_cert *psm_verify_result_chain_get(const psm_verify_result *v, size_t i);
+
+// Frees a verify result and the chain it lends out. NULL is ignored.
+//
+// # Safety
+// `v` is NULL or from `psm_cert_verify` and not yet freed.
+void psm_verify_result_free(psm_verify_result *v);
+
+// Imports a CRL (DER or PEM); later verifications check revocation
+// against it. A CRL older than the one held for the same issuer is refused.
+//
+// # Safety
+// `conn` is live; `data` is readable for `len` bytes.
+psm_result psm_crl_import(psm_conn *conn, const uint8_t *data, size_t len);
 
 // Connects to the user's psmd, starting it if needed (unless
 // `PSM_CONNECT_NO_SPAWN`). `app_name` is shown to the user in prompts. On

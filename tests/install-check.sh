@@ -41,7 +41,7 @@ cc -std=c99 -Wall -Wextra -Wpedantic -Werror $cflags "$top/examples-c/psm-status
 for prog in psm-status psm-status-static; do
     rt="$work/rt-$prog"
     mkdir -m 700 "$rt"
-    out=$(env -u PSM_DAEMON PATH=/usr/bin:/bin PSM_SOCKET="$rt/psm/control" "$dest$prefix/bin/$prog") || {
+    out=$(env -u PSM_DAEMON PATH=/usr/bin:/bin PSM_SOCKET="$rt/psm/control" PSM_PROFILE="$rt/profile" "$dest$prefix/bin/$prog") || {
         echo "FAIL: $prog could not start the installed psmd"; cat "$rt/psm/psmd.log" 2>/dev/null; exit 1; }
     daemon_pid=$(cat "$rt/psm/daemon.lock")
     exe=$(readlink "/proc/$daemon_pid/exe")

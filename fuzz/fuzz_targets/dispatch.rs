@@ -6,17 +6,31 @@
 
 use libfuzzer_sys::fuzz_target;
 use psm::proto::FrameReader;
-use psmd::session::{Outcome, Session, Stats};
+use psmd::session::{Outcome, Session, Shared};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+/// One store for the whole run, in a directory removed at exit by the OS's
+/// tmp cleaning; requests may fill it, which is part of what is fuzzed.
+fn store() -> Arc<Mutex<psmd::store::Store>> {
+    static STORE: OnceLock<Arc<Mutex<psmd::store::Store>>> = OnceLock::new();
+    STORE
+        .get_or_init(|| {
+            let dir = std::env::temp_dir().join(format!("psm-fuzz-store-{}", std::process::id()));
+            Arc::new(Mutex::new(psmd::store::Store::open(&dir).expect("fuzz store")))
+        })
+        .clone()
+}
+
 fuzz_target!(|data: &[u8]| {
-    let stats = Stats {
+    let stats = Shared {
         started: Instant::now(),
         sessions: 1,
         channels: 0,
         requests_served: 0,
         test_hooks: false,
         workers: 1,
+        store: store(),
     };
     let mut session = Session::new(1, 1, 0);
     let mut reader = FrameReader::new();

@@ -10,6 +10,8 @@ pub enum DaemonError {
     Socket(String),
     /// Anything else the operating system refused.
     Os(String),
+    /// The store could not be opened or upgraded.
+    Store(String),
 }
 
 impl DaemonError {
@@ -18,6 +20,7 @@ impl DaemonError {
             DaemonError::AlreadyRunning(_) => 3,
             DaemonError::Socket(_) => 4,
             DaemonError::Os(_) => 1,
+            DaemonError::Store(_) => 5,
         }
     }
 
@@ -31,6 +34,7 @@ impl fmt::Display for DaemonError {
         match self {
             DaemonError::AlreadyRunning(s) => write!(f, "already running: {s}"),
             DaemonError::Socket(s) | DaemonError::Os(s) => f.write_str(s),
+            DaemonError::Store(s) => write!(f, "store: {s}"),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::channel::{Channel, ChannelOp, ChannelState};
 use crate::error::DaemonError;
 use crate::listener::Bound;
 use crate::pool::{Pool, ReplyTo};
-use crate::session::{Outcome, Session, Stats};
+use crate::session::{Outcome, Session, Shared};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use psm::proto::{Event, FrameReader, Reply, ServerFrame, encode_server_frame};
@@ -50,6 +50,7 @@ const CHANNEL_SOCKET_BUF: usize = 1024 * 1024;
 pub struct Config {
     pub test_hooks: bool,
     pub workers: usize,
+    pub store: crate::store::Store,
 }
 
 /// SIGTERM/SIGINT turned into a flag plus a byte on a pipe the loop polls.
@@ -113,7 +114,7 @@ pub struct EventLoop {
     _waker: Arc<Waker>,
     signals: UnixStream,
     terminate: Arc<AtomicBool>,
-    stats: Stats,
+    stats: Shared,
     ready: VecDeque<Token>,
     buf: Vec<u8>,
     next_session: u64,
@@ -156,13 +157,14 @@ impl EventLoop {
             _waker: waker,
             signals,
             terminate,
-            stats: Stats {
+            stats: Shared {
                 started: Instant::now(),
                 sessions: 0,
                 channels: 0,
                 requests_served: 0,
                 test_hooks: config.test_hooks,
                 workers: config.workers,
+                store: Arc::new(std::sync::Mutex::new(config.store)),
             },
             ready: VecDeque::new(),
             buf: vec![0; READ_BUF],

@@ -12,9 +12,11 @@ pub mod event_loop;
 pub mod listener;
 pub mod logging;
 pub mod ops;
+pub mod pki;
 pub mod pool;
 pub mod process;
 pub mod session;
+pub mod store;
 
 pub use error::DaemonError;
 
@@ -38,6 +40,10 @@ pub struct Options {
     /// Enable requests that exist only for tests (DebugSleep).
     #[arg(long, hide = true)]
     pub test_hooks: bool,
+    /// Profile directory holding the store (default: $PSM_PROFILE, else
+    /// $XDG_DATA_HOME/psm, else ~/.local/share/psm).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
     /// Worker threads for slow requests (default: number of CPUs, at least 2).
     #[arg(long)]
     pub workers: Option<usize>,
@@ -66,7 +72,12 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     }
     let workers =
         opts.workers.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()).max(2));
-    let config = event_loop::Config { test_hooks: opts.test_hooks, workers };
+    let profile = opts.profile.clone().unwrap_or_else(store::default_profile_dir);
+    let mut store = store::Store::open(&profile).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let added =
+        store.sync_builtins(&store::system_anchors()).map_err(|e| DaemonError::Store(e.to_string()))?;
+    tracing::info!(profile = %profile.display(), builtins_added = added, "store open");
+    let config = event_loop::Config { test_hooks: opts.test_hooks, workers, store };
     let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result

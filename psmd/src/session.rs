@@ -4,19 +4,25 @@
 use crate::channel::ChannelOp;
 use crate::ops;
 use crate::pool::Work;
+use crate::store::Store;
 use psm::proto::{FrameError, Reply, Request, RequestFrame, decode_request};
 use psm::{Code, Error};
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-/// Daemon-wide figures the Status request reports.
-pub struct Stats {
+/// What every request may read: daemon-wide figures for Status and the
+/// store. Owned by the event loop; handlers get `&Shared`.
+pub struct Shared {
     pub started: Instant,
     pub sessions: usize,
     pub channels: usize,
     pub requests_served: u64,
     pub test_hooks: bool,
     pub workers: usize,
+    /// The user's store. Handlers touch it only from the worker pool, so a
+    /// slow disk never stalls the event loop.
+    pub store: Arc<Mutex<Store>>,
 }
 
 /// What the event loop must do for a request.
@@ -61,7 +67,7 @@ impl Session {
 
     /// Decodes and dispatches one frame body: `Ok((request id, outcome))`,
     /// or `Err(why)` when the frame is so broken the connection must close.
-    pub fn handle_frame(&mut self, stats: &Stats, body: &[u8]) -> Result<(u64, Outcome), FrameError> {
+    pub fn handle_frame(&mut self, stats: &Shared, body: &[u8]) -> Result<(u64, Outcome), FrameError> {
         match decode_request(body) {
             Ok(RequestFrame { id, request }) => Ok((id, self.dispatch(stats, request))),
             Err(FrameError::UnknownKind { id, kind }) => Ok((
@@ -81,7 +87,7 @@ impl Session {
         }
     }
 
-    pub fn dispatch(&mut self, stats: &Stats, request: Request) -> Outcome {
+    pub fn dispatch(&mut self, stats: &Shared, request: Request) -> Outcome {
         tracing::trace!(session = self.id, kind = request.kind(), "request");
         if self.app_name.is_none() && !matches!(request, Request::Hello { .. }) {
             return Outcome::Reply(Err(Error::new(
@@ -101,6 +107,15 @@ impl Session {
             Request::ChannelFinish { channel } => Outcome::FinishChannel(channel),
             Request::ChannelClose { channel } => Outcome::CloseChannel(channel),
             Request::DebugSleep { ms } => ops::debug::sleep(stats, ms),
+            Request::CertImport { data, nickname, trust } => ops::cert::import(stats, data, nickname, trust),
+            Request::CertFind { query } => ops::cert::find(stats, query),
+            Request::CertList { filter } => ops::cert::list(stats, filter),
+            Request::CertChangeTrust { sha256_hex, set, clear } => {
+                ops::cert::change_trust(stats, sha256_hex, set, clear)
+            }
+            Request::CertDelete { sha256_hex, with_key } => ops::cert::delete(stats, sha256_hex, with_key),
+            Request::CertVerify { der, usage, name, at } => ops::cert::verify(stats, der, usage, name, at),
+            Request::CrlImport { data } => ops::cert::import_crl(stats, data),
         }
     }
 }

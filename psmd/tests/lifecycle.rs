@@ -131,11 +131,11 @@ fn sigint_also_shuts_down_cleanly() {
 #[test]
 fn a_second_daemon_on_the_same_socket_refuses_to_start() {
     let d = Daemon::start();
-    let out = Command::new(common::PSMD).arg("--socket").arg(d.socket()).output().unwrap();
+    let out = common::psmd_command().arg("--socket").arg(d.socket()).output().unwrap();
     assert_eq!(out.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&out.stderr).contains("already running"));
     // Auto-start mode treats a running daemon as success.
-    let out = Command::new(common::PSMD).arg("--daemon").arg("--socket").arg(d.socket()).output().unwrap();
+    let out = common::psmd_command().arg("--daemon").arg("--socket").arg(d.socket()).output().unwrap();
     assert!(out.status.success());
     d.client().ping().unwrap();
 }
@@ -146,7 +146,7 @@ fn a_socket_directory_open_to_others_is_refused_by_daemon_and_client() {
     let dir = rt.socket_dir();
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = Command::new(common::PSMD).arg("--socket").arg(rt.socket()).output().unwrap();
+    let out = common::psmd_command().arg("--socket").arg(rt.socket()).output().unwrap();
     assert_eq!(out.status.code(), Some(4));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("is mode 0755; expected 0700"), "{stderr}");
@@ -161,7 +161,7 @@ fn a_file_that_is_not_a_socket_is_never_removed() {
     std::fs::create_dir(rt.socket_dir()).unwrap();
     std::fs::set_permissions(rt.socket_dir(), std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::write(rt.socket(), b"precious").unwrap();
-    let out = Command::new(common::PSMD).arg("--socket").arg(rt.socket()).output().unwrap();
+    let out = common::psmd_command().arg("--socket").arg(rt.socket()).output().unwrap();
     assert_eq!(out.status.code(), Some(4));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not a socket"));
     assert_eq!(std::fs::read(rt.socket()).unwrap(), b"precious");

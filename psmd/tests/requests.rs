@@ -216,7 +216,7 @@ fn a_slow_request_blocks_neither_other_clients_nor_the_same_connection() {
 #[test]
 fn test_hooks_are_refused_without_the_flag() {
     let rt = common::RuntimeDir::new();
-    let mut child = std::process::Command::new(common::PSMD)
+    let mut child = common::psmd_command()
         .arg("--socket")
         .arg(rt.socket())
         .stderr(std::process::Stdio::null())

@@ -17,7 +17,8 @@ pub use spawn::find_daemon;
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX, PROTOCOL_MIN, Reply, Request,
+    CertInfo, CertUsage, Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX,
+    PROTOCOL_MIN, Reply, Request, Verification,
 };
 use crate::transport;
 use conn::Conn;
@@ -181,6 +182,77 @@ impl Client {
         self.conn.next_event(timeout)
     }
 
+    /// Imports certificates (PEM, DER, PKCS#7 certs-only); the first gets
+    /// `nickname` (None: derived) and `trust` (`TRUST_*` bits).
+    pub fn cert_import(&self, data: &[u8], nickname: Option<&str>, trust: u32) -> Result<Vec<CertInfo>> {
+        let request =
+            Request::CertImport { data: data.to_vec(), nickname: nickname.map(str::to_string), trust };
+        self.certs(request)
+    }
+
+    /// By nickname, email address or `sha256:<hex>`.
+    pub fn cert_find(&self, query: &str) -> Result<CertInfo> {
+        self.one_cert(Request::CertFind { query: query.to_string() })
+    }
+
+    /// Certificates matching any `CERTS_*` bit of `filter` (0: all).
+    pub fn cert_list(&self, filter: u32) -> Result<Vec<CertInfo>> {
+        self.certs(Request::CertList { filter })
+    }
+
+    /// Atomically sets and clears `TRUST_*` bits; returns the updated certificate.
+    pub fn cert_change_trust(&self, sha256_hex: &str, set: u32, clear: u32) -> Result<CertInfo> {
+        self.one_cert(Request::CertChangeTrust { sha256_hex: sha256_hex.to_string(), set, clear })
+    }
+
+    pub fn cert_delete(&self, sha256_hex: &str, with_key: bool) -> Result<()> {
+        match self.conn.call(Request::CertDelete { sha256_hex: sha256_hex.to_string(), with_key })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Verifies `der` for `usage` and `name` at `at` (unix seconds, 0 = now).
+    /// `Ok` whenever psmd could evaluate it; the verdict is in the result.
+    pub fn cert_verify(
+        &self,
+        der: &[u8],
+        usage: CertUsage,
+        name: Option<&str>,
+        at: i64,
+    ) -> Result<Verification> {
+        let request = Request::CertVerify { der: der.to_vec(), usage, name: name.map(str::to_string), at };
+        match self.conn.call(request)?.0 {
+            Reply::Verification(v) => Ok(v),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    pub fn crl_import(&self, data: &[u8]) -> Result<()> {
+        match self.conn.call(Request::CrlImport { data: data.to_vec() })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn certs(&self, request: Request) -> Result<Vec<CertInfo>> {
+        match self.conn.call(request)?.0 {
+            Reply::Certs(c) => Ok(c),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn one_cert(&self, request: Request) -> Result<CertInfo> {
+        let mut certs = self.certs(request)?;
+        if certs.len() != 1 {
+            return Err(Error::new(
+                Code::PSM_ERR_PROTOCOL,
+                "psmd sent a certificate list where one was expected",
+            ));
+        }
+        Ok(certs.remove(0))
+    }
+
     /// Test hook (psmd `--test-hooks` only): occupies a daemon worker.
     pub fn debug_sleep(&self, ms: u32) -> Result<()> {
         match self.conn.call(Request::DebugSleep { ms })?.0 {
@@ -208,6 +280,8 @@ fn unexpected(reply: &Reply) -> Error {
         Reply::Bytes(_) => "Bytes",
         Reply::Channel { .. } => "Channel",
         Reply::Done => "Done",
+        Reply::Certs(_) => "Certs",
+        Reply::Verification(_) => "Verification",
     };
     Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }

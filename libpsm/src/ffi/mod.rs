@@ -7,6 +7,7 @@
 
 #![allow(non_camel_case_types)]
 
+pub mod cert;
 pub mod core;
 pub mod crypto;
 pub mod event;

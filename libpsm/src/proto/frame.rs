@@ -147,7 +147,7 @@ impl FrameReader {
 mod tests {
     use super::*;
     use crate::error::{Code, Error};
-    use crate::proto::{Event, HashAlg, Reply, Request};
+    use crate::proto::{CertInfo, CertUsage, Event, HashAlg, Reply, Request, Verification};
 
     fn all_requests() -> Vec<Request> {
         vec![
@@ -160,7 +160,35 @@ mod tests {
             Request::ChannelFinish { channel: 7 },
             Request::ChannelClose { channel: u64::MAX },
             Request::DebugSleep { ms: 5 },
+            Request::CertImport { data: b"-----BEGIN".to_vec(), nickname: Some("n".into()), trust: 5 },
+            Request::CertFind { query: "sha256:00".into() },
+            Request::CertList { filter: 3 },
+            Request::CertChangeTrust { sha256_hex: "ab".into(), set: 1, clear: 2 },
+            Request::CertDelete { sha256_hex: "ab".into(), with_key: true },
+            Request::CertVerify { der: vec![0x30], usage: CertUsage::EmailSigner, name: None, at: -5 },
+            Request::CrlImport { data: vec![1, 2] },
         ]
+    }
+
+    fn sample_cert() -> CertInfo {
+        CertInfo {
+            der: vec![0x30, 0x82],
+            nickname: "Alice".into(),
+            subject: "CN=Alice".into(),
+            issuer: "CN=CA".into(),
+            serial_hex: "01".into(),
+            sha256_hex: "aa".into(),
+            sha1_hex: "bb".into(),
+            emails: vec!["alice@example.com".into()],
+            dns_names: vec![],
+            ip_addresses: vec!["192.0.2.1".into()],
+            not_before: -1,
+            not_after: 1 << 40,
+            is_ca: false,
+            has_private_key: true,
+            trust: 0x21,
+            builtin: false,
+        }
     }
 
     fn body_of(frame: &[u8]) -> &[u8] {
@@ -192,6 +220,15 @@ mod tests {
             ServerFrame::Reply { id: 4, result: Ok(Reply::Bytes(vec![0; 300])) },
             ServerFrame::Reply { id: 5, result: Ok(Reply::Channel { channel: 1 }) },
             ServerFrame::Reply { id: 6, result: Ok(Reply::Done) },
+            ServerFrame::Reply { id: 8, result: Ok(Reply::Certs(vec![sample_cert()])) },
+            ServerFrame::Reply {
+                id: 9,
+                result: Ok(Reply::Verification(Verification {
+                    status: Code::PSM_ERR_CERT_REVOKED,
+                    detail: "revoked".into(),
+                    chain: vec![sample_cert(), sample_cert()],
+                })),
+            },
             ServerFrame::Reply { id: 7, result: Err(Error::new(Code::PSM_ERR_CERT_EXPIRED, "x")) },
             ServerFrame::Event(Event::Shutdown { reason: "SIGTERM".into() }),
             ServerFrame::Event(Event::Dialog {

@@ -86,11 +86,117 @@ pub enum Request {
     DebugSleep {
         ms: u32,
     },
+    /// Import certificates (PEM, DER or PKCS#7 certs-only). `trust` bits are
+    /// given to the first certificate. Replies `Certs`, the first one first.
+    CertImport {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        nickname: Option<String>,
+        trust: u32,
+    },
+    /// Nickname, email address or `sha256:<hex>`. Replies `Certs` (one).
+    CertFind {
+        query: String,
+    },
+    /// `CERTS_*` filter bits. Replies `Certs`.
+    CertList {
+        filter: u32,
+    },
+    /// Atomically `trust = (trust | set) & !clear`: concurrent edits of
+    /// different bits never undo each other.
+    CertChangeTrust {
+        sha256_hex: String,
+        set: u32,
+        clear: u32,
+    },
+    /// Delete a certificate (and its private key only when `with_key`).
+    CertDelete {
+        sha256_hex: String,
+        with_key: bool,
+    },
+    /// Verify `der` for `usage` (and `name`, if given) at `at` (unix seconds,
+    /// 0 = now) against the store's trust settings. Replies `Verification`.
+    CertVerify {
+        #[serde(with = "serde_bytes")]
+        der: Vec<u8>,
+        usage: CertUsage,
+        name: Option<String>,
+        at: i64,
+    },
+    /// Import a CRL (DER or PEM), used by later verifications.
+    CrlImport {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 9;
+pub const REQUEST_KINDS: u32 = 16;
+
+/// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
+/// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
+pub const TRUST_CA_TLS_SERVER: u32 = 1 << 0;
+pub const TRUST_CA_TLS_CLIENT: u32 = 1 << 1;
+pub const TRUST_CA_EMAIL: u32 = 1 << 2;
+pub const TRUST_CA_CODE: u32 = 1 << 3;
+pub const TRUST_PEER_TLS: u32 = 1 << 4;
+pub const TRUST_PEER_EMAIL: u32 = 1 << 5;
+pub const TRUST_DISTRUSTED: u32 = 1 << 6;
+pub const TRUST_ALL_BITS: u32 = (1 << 7) - 1;
+
+/// Certificate list filters (`PSM_CERTS_*`); a certificate matches when it
+/// matches any bit given, and 0 means all.
+pub const CERTS_USER: u32 = 1 << 0;
+pub const CERTS_CA: u32 = 1 << 1;
+pub const CERTS_PEOPLE: u32 = 1 << 2;
+pub const CERTS_SERVERS: u32 = 1 << 3;
+
+/// What a certificate is verified for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CertUsage {
+    TlsServer,
+    TlsClient,
+    EmailSigner,
+    EmailRecipient,
+    CodeSigning,
+}
+
+/// A certificate as psmd describes it: the DER plus the fields applications
+/// ask for most, parsed once by psmd.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    #[serde(with = "serde_bytes")]
+    pub der: Vec<u8>,
+    /// Empty for a certificate that is not in the store.
+    pub nickname: String,
+    pub subject: String,
+    pub issuer: String,
+    pub serial_hex: String,
+    pub sha256_hex: String,
+    pub sha1_hex: String,
+    /// rfc822Name SANs, then the subject's emailAddress, lower-cased domain.
+    pub emails: Vec<String>,
+    pub dns_names: Vec<String>,
+    pub ip_addresses: Vec<String>,
+    pub not_before: i64,
+    pub not_after: i64,
+    pub is_ca: bool,
+    pub has_private_key: bool,
+    /// `TRUST_*` bits.
+    pub trust: u32,
+    /// One of the system's trust anchors: may be distrusted, not deleted.
+    pub builtin: bool,
+}
+
+/// The outcome of verifying a certificate: a `Code` (PSM_OK = valid), the
+/// reason in words, and the chain (leaf first).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verification {
+    pub status: crate::error::Code,
+    pub detail: String,
+    pub chain: Vec<CertInfo>,
+}
 
 impl Request {
     /// Name for logs: never includes the request's data.
@@ -105,6 +211,13 @@ impl Request {
             Request::ChannelFinish { .. } => "ChannelFinish",
             Request::ChannelClose { .. } => "ChannelClose",
             Request::DebugSleep { .. } => "DebugSleep",
+            Request::CertImport { .. } => "CertImport",
+            Request::CertFind { .. } => "CertFind",
+            Request::CertList { .. } => "CertList",
+            Request::CertChangeTrust { .. } => "CertChangeTrust",
+            Request::CertDelete { .. } => "CertDelete",
+            Request::CertVerify { .. } => "CertVerify",
+            Request::CrlImport { .. } => "CrlImport",
         }
     }
 }
@@ -126,6 +239,8 @@ pub enum Reply {
         channel: u64,
     },
     Done,
+    Certs(Vec<CertInfo>),
+    Verification(Verification),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

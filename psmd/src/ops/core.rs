@@ -1,6 +1,6 @@
 //! Hello and Status.
 
-use crate::session::{Session, Stats};
+use crate::session::{Session, Shared};
 use psm::proto::{MAX_APP_NAME, PROTOCOL_MAX, PROTOCOL_MIN, Reply};
 use psm::{Code, Error};
 
@@ -38,7 +38,7 @@ pub fn hello(
     })
 }
 
-pub fn status(stats: &Stats) -> Result<Reply, Error> {
+pub fn status(stats: &Shared) -> Result<Reply, Error> {
     let json = serde_json::json!({
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),

@@ -1,7 +1,7 @@
 //! Requests that exist for tests only, refused unless psmd runs with
 //! `--test-hooks`.
 
-use crate::session::{Outcome, Stats};
+use crate::session::{Outcome, Shared};
 use psm::proto::Reply;
 use psm::{Code, Error};
 
@@ -9,7 +9,7 @@ use psm::{Code, Error};
 const MAX_DEBUG_SLEEP_MS: u32 = 10_000;
 
 /// Occupies a worker, to show that a slow request does not stall others.
-pub fn sleep(stats: &Stats, ms: u32) -> Outcome {
+pub fn sleep(stats: &Shared, ms: u32) -> Outcome {
     if !stats.test_hooks {
         return Outcome::Reply(Err(Error::new(
             Code::PSM_ERR_PERMISSION_DENIED,

@@ -1,6 +1,7 @@
 //! Request handlers, one module per request family. Each is a plain
 //! function of its arguments; the event loop knows nothing of what they do.
 
+pub mod cert;
 pub mod core;
 pub mod crypto;
 pub mod debug;

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
+
 use psm::proto::{FrameReader, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request};
 use psm::{Client, ConnectFlags};
 use std::io::{Read, Write};
@@ -45,6 +47,17 @@ impl RuntimeDir {
         self.dir.path().join("psm").join("control")
     }
 
+    pub fn profile(&self) -> PathBuf {
+        self.dir.path().join("profile")
+    }
+
+    /// An empty directory to use as `SSL_CERT_DIR`: no system anchors.
+    pub fn no_anchors(&self) -> PathBuf {
+        let d = self.dir.path().join("no-anchors");
+        let _ = std::fs::create_dir(&d);
+        d
+    }
+
     pub fn socket_dir(&self) -> PathBuf {
         self.dir.path().join("psm")
     }
@@ -75,7 +88,7 @@ impl Daemon {
 
     pub fn start_limited(extra: &[&str], max_fds: Option<u64>) -> Daemon {
         let rt = RuntimeDir::new();
-        let child = spawn_psmd_limited(&rt.socket(), extra, max_fds);
+        let child = spawn_psmd_in(&rt, extra, max_fds);
         let mut d = Daemon { rt, child: Some(child), observer: None };
         wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
         d.observer = Some(d.client());
@@ -84,6 +97,17 @@ impl Daemon {
 
     pub fn socket(&self) -> PathBuf {
         self.rt.socket()
+    }
+
+    /// A new psmd on the same runtime dir and profile, after `old` exited.
+    pub fn restart_in(mut old: Daemon) -> Daemon {
+        let rt = std::mem::replace(&mut old.rt, RuntimeDir::new());
+        drop(old);
+        let child = spawn_psmd_in(&rt, &[], None);
+        let mut d = Daemon { rt, child: Some(child), observer: None };
+        wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
+        d.observer = Some(d.client());
+        d
     }
 
     pub fn pid(&self) -> i32 {
@@ -128,14 +152,12 @@ impl Drop for Daemon {
     }
 }
 
-pub fn spawn_psmd(socket: &Path, extra: &[&str]) -> Child {
-    spawn_psmd_limited(socket, extra, None)
-}
-
-/// Starts psmd with at most `max_fds` open descriptors (soft and hard).
-pub fn spawn_psmd_limited(socket: &Path, extra: &[&str], max_fds: Option<u64>) -> Child {
+/// Starts psmd for `rt` (its socket and profile, no system anchors) with at
+/// most `max_fds` open descriptors (soft and hard).
+pub fn spawn_psmd_in(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>) -> Child {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(PSMD);
+    cmd.env("PSM_PROFILE", rt.profile()).env_remove("SSL_CERT_FILE").env("SSL_CERT_DIR", rt.no_anchors());
     if let Some(n) = max_fds {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
         unsafe {
@@ -149,7 +171,7 @@ pub fn spawn_psmd_limited(socket: &Path, extra: &[&str], max_fds: Option<u64>) -
         }
     }
     cmd.arg("--socket")
-        .arg(socket)
+        .arg(rt.socket())
         .arg("--test-hooks")
         .args(extra)
         .stdin(Stdio::null())
@@ -157,6 +179,16 @@ pub fn spawn_psmd_limited(socket: &Path, extra: &[&str], max_fds: Option<u64>) -
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap()
+}
+
+/// `psmd` with a throwaway profile and no system anchors, for tests that
+/// run it by hand (the profile lives as long as the test process).
+pub fn psmd_command() -> Command {
+    static PROFILE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let dir = PROFILE.get_or_init(|| tempfile::tempdir().unwrap());
+    let mut cmd = Command::new(PSMD);
+    cmd.env("PSM_PROFILE", dir.path().join("profile")).env("SSL_CERT_FILE", "/dev/null");
+    cmd
 }
 
 pub fn rss_kib(pid: i32) -> u64 {
@@ -267,6 +299,8 @@ pub fn spawn_child_client(socket: &Path) -> Child {
         .args(["--exact", "child_client", "--ignored", "--nocapture", "--test-threads=1", "-q"])
         .env("PSM_TEST_CHILD_SOCKET", socket)
         .env("PSM_DAEMON", PSMD)
+        .env("PSM_PROFILE", socket.parent().unwrap().parent().unwrap().join("profile"))
+        .env("SSL_CERT_FILE", "/dev/null")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

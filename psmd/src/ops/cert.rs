@@ -1,0 +1,134 @@
+//! Certificates: import, find, list, trust, delete, verify, CRLs. Every
+//! handler runs on the worker pool (the store writes with fsync).
+
+use crate::pki::cert;
+use crate::pki::verify::{self, Name, TrustSet, Usage};
+use crate::session::{Outcome, Shared};
+use crate::store::Store;
+use psm::proto::{
+    CertUsage, Reply, TRUST_CA_CODE, TRUST_CA_EMAIL, TRUST_CA_TLS_CLIENT, TRUST_CA_TLS_SERVER,
+    TRUST_DISTRUSTED, TRUST_PEER_EMAIL, TRUST_PEER_TLS, Verification,
+};
+use psm::{Code, Error};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Runs `f` with the store on the pool.
+fn with_store(
+    shared: &Shared,
+    f: impl FnOnce(&mut Store) -> Result<Reply, Error> + Send + 'static,
+) -> Outcome {
+    let store = shared.store.clone();
+    Outcome::Work(Box::new(move || f(&mut lock(&store))))
+}
+
+fn lock(store: &Arc<Mutex<Store>>) -> MutexGuard<'_, Store> {
+    store.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+pub fn import(shared: &Shared, data: Vec<u8>, nickname: Option<String>, trust: u32) -> Outcome {
+    with_store(shared, move |store| {
+        let parsed = cert::decode_certificates(&data)?
+            .iter()
+            .map(|d| cert::parse(d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Reply::Certs(store.import_certs(&parsed, nickname.as_deref(), trust)?))
+    })
+}
+
+pub fn find(shared: &Shared, query: String) -> Outcome {
+    with_store(shared, move |store| Ok(Reply::Certs(vec![store.find(&query)?])))
+}
+
+pub fn list(shared: &Shared, filter: u32) -> Outcome {
+    with_store(shared, move |store| Ok(Reply::Certs(store.list(filter)?)))
+}
+
+pub fn change_trust(shared: &Shared, sha256_hex: String, set: u32, clear: u32) -> Outcome {
+    with_store(shared, move |store| {
+        let fp = crate::store::parse_fingerprint(&sha256_hex)?;
+        Ok(Reply::Certs(vec![store.change_trust(&fp, set, clear)?]))
+    })
+}
+
+pub fn delete(shared: &Shared, sha256_hex: String, with_key: bool) -> Outcome {
+    with_store(shared, move |store| {
+        store.delete(&crate::store::parse_fingerprint(&sha256_hex)?, with_key)?;
+        Ok(Reply::Done)
+    })
+}
+
+pub fn import_crl(shared: &Shared, data: Vec<u8>) -> Outcome {
+    with_store(shared, move |store| {
+        store.import_crl(&cert::parse_crl(&data)?)?;
+        Ok(Reply::Done)
+    })
+}
+
+/// The trust bits that make a certificate an anchor, and a peer, for `usage`.
+fn usage_bits(usage: CertUsage) -> (u32, u32) {
+    match usage {
+        CertUsage::TlsServer => (TRUST_CA_TLS_SERVER, TRUST_PEER_TLS),
+        CertUsage::TlsClient => (TRUST_CA_TLS_CLIENT, TRUST_PEER_TLS),
+        CertUsage::EmailSigner | CertUsage::EmailRecipient => (TRUST_CA_EMAIL, TRUST_PEER_EMAIL),
+        CertUsage::CodeSigning => (TRUST_CA_CODE, 0),
+    }
+}
+
+/// The verifier's view of the store for one usage: anchors, every other
+/// known certificate as a possible intermediate, distrust, peers, CRLs.
+pub fn trust_set(store: &Store, usage: CertUsage) -> Result<TrustSet, Error> {
+    let (ca_bit, peer_bit) = usage_bits(usage);
+    let mut set = TrustSet::default();
+    for crate::store::TrustRow { der, sha256, trust, is_ca } in store.all_with_trust()? {
+        if trust & TRUST_DISTRUSTED != 0 {
+            set.distrusted.insert(sha256);
+            continue;
+        }
+        if trust & peer_bit != 0 {
+            set.trusted_peers.insert(sha256);
+        }
+        if trust & ca_bit != 0 {
+            set.anchors.push(der);
+        } else if is_ca {
+            set.intermediates.push(der);
+        }
+    }
+    set.crls = store.crls()?;
+    Ok(set)
+}
+
+pub fn verify(shared: &Shared, der: Vec<u8>, usage: CertUsage, name: Option<String>, at: i64) -> Outcome {
+    with_store(shared, move |store| {
+        let leaf = cert::parse(&der)?;
+        let at = if at == 0 {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+        } else {
+            u64::try_from(at).map_err(|_| Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "time before 1970"))?
+        };
+        let name = match name.as_deref() {
+            None | Some("") => Name::None,
+            Some(n) => Name::parse(n),
+        };
+        let set = trust_set(store, usage)?;
+        let v = verify::verify(&leaf.der, map_usage(usage), name, at, &set);
+        let chain = v
+            .chain
+            .iter()
+            .map(|d| match store.get(&verify::fingerprint(d)) {
+                Ok(info) => Ok(info),
+                Err(_) => cert::parse(d).map(|p| p.info("", 0, false, false)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Reply::Verification(Verification { status: v.status.code(), detail: v.detail, chain }))
+    })
+}
+
+fn map_usage(u: CertUsage) -> Usage {
+    match u {
+        CertUsage::TlsServer => Usage::TlsServer,
+        CertUsage::TlsClient => Usage::TlsClient,
+        CertUsage::EmailSigner => Usage::EmailSigner,
+        CertUsage::EmailRecipient => Usage::EmailRecipient,
+        CertUsage::CodeSigning => Usage::CodeSigning,
+    }
+}
