@@ -104,6 +104,39 @@
 // `psm_event_kind`: psmd is shutting down; the connection will close.
 #define PSM_EVENT_SHUTDOWN 7
 
+// `psm_key_generate` key type: ECDSA on P-256.
+#define PSM_KEY_EC_P256 1
+
+// ECDSA on P-384.
+#define PSM_KEY_EC_P384 2
+
+// Ed25519.
+#define PSM_KEY_ED25519 3
+
+// RSA, 2048 bits.
+#define PSM_KEY_RSA_2048 4
+
+// RSA, 3072 bits.
+#define PSM_KEY_RSA_3072 5
+
+// RSA, 4096 bits (generation takes seconds).
+#define PSM_KEY_RSA_4096 6
+
+// `psm_key_sign` algorithm: ECDSA with SHA-256 (DER signature).
+#define PSM_SIG_ECDSA_SHA256 1
+
+// ECDSA with SHA-384.
+#define PSM_SIG_ECDSA_SHA384 2
+
+// Ed25519 (the data itself is signed).
+#define PSM_SIG_ED25519 3
+
+// RSA PKCS#1 v1.5 with SHA-256.
+#define PSM_SIG_RSA_PKCS1_SHA256 4
+
+// RSA-PSS with SHA-256, MGF1-SHA-256, salt of 32 bytes.
+#define PSM_SIG_RSA_PSS_SHA256 5
+
 // `psm_result`: `PSM_OK` (0) or the reason an operation failed.
 enum psm_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -538,6 +571,124 @@ void psm_event_dialog_size(const psm_event *ev, uint32_t *w, uint32_t *h);
 // # Safety
 // `ev` is NULL or from `psm_next_event` and not yet freed.
 void psm_event_free(psm_event *ev);
+
+// Unlocks the soft token for this connection. `password` NULL means "ask
+// the user", which this release cannot do yet: it fails with
+// `PSM_ERR_LOGIN_REQUIRED` unless the token has no password.
+// `PSM_ERR_BAD_PASSWORD` (after a delay) for a wrong password.
+//
+// # Safety
+// `conn` is live; `password` is NULL or NUL-terminated.
+psm_result psm_token_login(psm_conn *conn, const char *password);
+
+// Locks the soft token for this connection again.
+//
+// # Safety
+// `conn` is live.
+psm_result psm_token_logout(psm_conn *conn);
+
+// Changes the token password in one atomic step. `old_pw` may be NULL when
+// the token has no password; `new_pw` "" removes the password. A NULL
+// `new_pw` would ask the user: `PSM_ERR_NO_UI` in this release.
+//
+// # Safety
+// `conn` is live; each password is NULL or NUL-terminated.
+psm_result psm_token_set_password(psm_conn *conn, const char *old_pw, const char *new_pw);
+
+// Generates a private key of `key_type` (`PSM_KEY_*`) in the soft token
+// and returns a PKCS#10 certificate request for `subject_dn` (e.g.
+// "CN=Alice,O=Example,C=DE") in `*csr_der` (`psm_free` it). Importing the
+// certificate issued for it binds the two; `nickname` (may be NULL) names
+// that certificate. RSA keys take a while; other applications are not held up.
+//
+// # Safety
+// `conn` is live; strings are NUL-terminated (`nickname` may be NULL);
+// outputs are writable.
+psm_result psm_key_generate(psm_conn *conn,
+                            uint32_t key_type,
+                            const char *subject_dn,
+                            const char *nickname,
+                            uint8_t **csr_der,
+                            size_t *csr_len);
+
+// Like `psm_key_generate`, with subjectAltNames for the request: `n_sans`
+// strings "dns:NAME", "ip:ADDRESS" or "email:ADDRESS".
+//
+// # Safety
+// As `psm_key_generate`; `sans` points to `n_sans` NUL-terminated strings.
+psm_result psm_key_generate_with_sans(psm_conn *conn,
+                                      uint32_t key_type,
+                                      const char *subject_dn,
+                                      const char *const *sans,
+                                      size_t n_sans,
+                                      const char *nickname,
+                                      uint8_t **csr_der,
+                                      size_t *csr_len);
+
+// Signs `data` with the private key of `cert` (which never leaves psmd),
+// using `alg` (`PSM_SIG_*`, matching the key). `*sig` is `psm_free`d by
+// the caller. `PSM_ERR_NOT_FOUND` if psm holds no key for the certificate,
+// `PSM_ERR_LOGIN_REQUIRED` if the token is locked.
+//
+// # Safety
+// `conn` and `cert` are live; `data` is readable for `len` bytes (NULL if
+// 0); outputs are writable.
+psm_result psm_key_sign(psm_conn *conn,
+                        const psm_cert *cert,
+                        uint32_t alg,
+                        const uint8_t *data,
+                        size_t len,
+                        uint8_t **sig,
+                        size_t *sig_len);
+
+// Imports a PKCS#12 (.p12/.pfx) file: the key into the soft token, the
+// certificates into the store. `*out` is the key's certificate.
+// `PSM_ERR_BAD_PASSWORD` for a wrong password; a NULL password would ask
+// the user (`PSM_ERR_NO_UI` in this release). Legacy (RC2/3DES) files work.
+//
+// # Safety
+// `conn` is live; `p12` is readable for `len` bytes; `password` is NULL or
+// NUL-terminated; `out` is writable.
+psm_result psm_pkcs12_import(psm_conn *conn,
+                             const uint8_t *p12,
+                             size_t len,
+                             const char *password,
+                             psm_cert **out);
+
+// Exports `cert` and its private key as PKCS#12 (AES-256-CBC, PBKDF2 with
+// SHA-256), readable by OpenSSL 3 and NSS. `*out` is `psm_free`d by the caller.
+//
+// # Safety
+// `conn` and `cert` are live; `password` is NULL or NUL-terminated;
+// outputs are writable.
+psm_result psm_pkcs12_export(psm_conn *conn,
+                             const psm_cert *cert,
+                             const char *password,
+                             uint8_t **out,
+                             size_t *out_len);
+
+// Encrypts a small secret (at most 64 KiB, e.g. a saved password) under
+// a key held in the soft token ("secret decoder ring"). Only this
+// profile's token can decrypt it, and only while unlocked.
+//
+// # Safety
+// `conn` is live; `data` readable for `len` bytes; outputs writable.
+psm_result psm_sdr_encrypt(psm_conn *conn,
+                           const uint8_t *data,
+                           size_t len,
+                           uint8_t **out,
+                           size_t *out_len);
+
+// Decrypts what `psm_sdr_encrypt` produced. `PSM_ERR_DECODE` if the blob
+// is not from this token or was altered.
+//
+// # Safety
+// `conn` is live; `data` readable for `len` bytes; outputs writable.
+psm_result psm_sdr_decrypt(psm_conn *conn,
+                           const uint8_t *data,
+                           size_t len,
+                           uint8_t **out,
+                           size_t *out_len);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -12,6 +12,17 @@ use std::time::Instant;
 
 /// One store for the whole run, in a directory removed at exit by the OS's
 /// tmp cleaning; requests may fill it, which is part of what is fuzzed.
+fn token() -> Arc<psmd::token::TokenState> {
+    static TOKEN: OnceLock<Arc<psmd::token::TokenState>> = OnceLock::new();
+    TOKEN
+        .get_or_init(|| {
+            let store = store();
+            let mut store = store.lock().unwrap();
+            Arc::new(psmd::token::TokenState::init(&mut store).expect("fuzz token"))
+        })
+        .clone()
+}
+
 fn store() -> Arc<Mutex<psmd::store::Store>> {
     static STORE: OnceLock<Arc<Mutex<psmd::store::Store>>> = OnceLock::new();
     STORE
@@ -31,6 +42,7 @@ fuzz_target!(|data: &[u8]| {
         test_hooks: false,
         workers: 1,
         store: store(),
+        token: token(),
     };
     let mut session = Session::new(1, 1, 0);
     let mut reader = FrameReader::new();

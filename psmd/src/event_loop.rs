@@ -51,6 +51,7 @@ pub struct Config {
     pub test_hooks: bool,
     pub workers: usize,
     pub store: crate::store::Store,
+    pub token: crate::token::TokenState,
 }
 
 /// SIGTERM/SIGINT turned into a flag plus a byte on a pipe the loop polls.
@@ -165,6 +166,7 @@ impl EventLoop {
                 test_hooks: config.test_hooks,
                 workers: config.workers,
                 store: Arc::new(std::sync::Mutex::new(config.store)),
+                token: Arc::new(config.token),
             },
             ready: VecDeque::new(),
             buf: vec![0; READ_BUF],
@@ -622,6 +624,7 @@ impl EventLoop {
             }
         }
         self.stats.sessions -= 1;
+        self.stats.token.logout(conn.session.id);
         tracing::debug!(session = conn.session.id, "disconnected");
     }
 

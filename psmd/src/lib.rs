@@ -17,6 +17,7 @@ pub mod pool;
 pub mod process;
 pub mod session;
 pub mod store;
+pub mod token;
 
 pub use error::DaemonError;
 
@@ -77,7 +78,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     let added =
         store.sync_builtins(&store::system_anchors()).map_err(|e| DaemonError::Store(e.to_string()))?;
     tracing::info!(profile = %profile.display(), builtins_added = added, "store open");
-    let config = event_loop::Config { test_hooks: opts.test_hooks, workers, store };
+    let token = token::TokenState::init(&mut store).map_err(|e| DaemonError::Store(e.to_string()))?;
+    let config = event_loop::Config { test_hooks: opts.test_hooks, workers, store, token };
     let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result

@@ -23,6 +23,8 @@ pub struct Shared {
     /// The user's store. Handlers touch it only from the worker pool, so a
     /// slow disk never stalls the event loop.
     pub store: Arc<Mutex<Store>>,
+    /// Who is logged in to the soft token.
+    pub token: Arc<crate::token::TokenState>,
 }
 
 /// What the event loop must do for a request.
@@ -116,6 +118,23 @@ impl Session {
             Request::CertDelete { sha256_hex, with_key } => ops::cert::delete(stats, sha256_hex, with_key),
             Request::CertVerify { der, usage, name, at } => ops::cert::verify(stats, der, usage, name, at),
             Request::CrlImport { data } => ops::cert::import_crl(stats, data),
+            Request::TokenLogin { password } => ops::token::login(stats, self.id, password),
+            Request::TokenLogout => ops::token::logout(stats, self.id),
+            Request::TokenSetPassword { old, new } => ops::token::set_password(stats, old, new),
+            Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
+                ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
+            }
+            Request::KeySign { sha256_hex, alg, data } => {
+                ops::key::sign(stats, self.id, sha256_hex, alg, data)
+            }
+            Request::Pkcs12Import { data, password } => {
+                ops::key::pkcs12_import(stats, self.id, data, password)
+            }
+            Request::Pkcs12Export { sha256_hex, password } => {
+                ops::key::pkcs12_export(stats, self.id, sha256_hex, password)
+            }
+            Request::SdrEncrypt { data } => ops::key::sdr_encrypt(stats, self.id, data),
+            Request::SdrDecrypt { data } => ops::key::sdr_decrypt(stats, self.id, data),
         }
     }
 }

@@ -17,8 +17,8 @@ pub use spawn::find_daemon;
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    CertInfo, CertUsage, Event, HashAlg, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX,
-    PROTOCOL_MIN, Reply, Request, Verification,
+    CertInfo, CertUsage, Event, HashAlg, KeyKind, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX,
+    PROTOCOL_MIN, Reply, Request, SigKind, Verification,
 };
 use crate::transport;
 use conn::Conn;
@@ -235,6 +235,78 @@ impl Client {
         }
     }
 
+    /// Unlocks the soft token for this connection (None: ask the user,
+    /// which needs the dialog support of a later release).
+    pub fn token_login(&self, password: Option<&str>) -> Result<()> {
+        self.done(Request::TokenLogin { password: password.map(secret) })
+    }
+
+    pub fn token_logout(&self) -> Result<()> {
+        self.done(Request::TokenLogout)
+    }
+
+    /// Changes the token password; an empty `new` removes it.
+    pub fn token_set_password(&self, old: Option<&str>, new: Option<&str>) -> Result<()> {
+        self.done(Request::TokenSetPassword { old: old.map(secret), new: new.map(secret) })
+    }
+
+    /// Generates a key in the token and returns a PKCS#10 request (DER).
+    /// `sans`: "dns:NAME", "ip:ADDRESS", "email:ADDRESS".
+    pub fn key_generate(
+        &self,
+        kind: KeyKind,
+        subject_dn: &str,
+        nickname: Option<&str>,
+        sans: &[&str],
+    ) -> Result<Vec<u8>> {
+        self.bytes(Request::KeyGenerate {
+            kind,
+            subject_dn: subject_dn.to_string(),
+            nickname: nickname.map(str::to_string),
+            sans: sans.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
+    /// Signs `data` with the private key of the certificate `sha256_hex`.
+    pub fn key_sign(&self, sha256_hex: &str, alg: SigKind, data: &[u8]) -> Result<Vec<u8>> {
+        self.bytes(Request::KeySign { sha256_hex: sha256_hex.to_string(), alg, data: data.to_vec() })
+    }
+
+    /// Imports a PKCS#12 file: its key into the token, its certificates
+    /// into the store (the key's certificate first).
+    pub fn pkcs12_import(&self, data: &[u8], password: Option<&str>) -> Result<Vec<CertInfo>> {
+        self.certs(Request::Pkcs12Import { data: data.to_vec(), password: password.map(secret) })
+    }
+
+    pub fn pkcs12_export(&self, sha256_hex: &str, password: Option<&str>) -> Result<Vec<u8>> {
+        self.bytes(Request::Pkcs12Export {
+            sha256_hex: sha256_hex.to_string(),
+            password: password.map(secret),
+        })
+    }
+
+    pub fn sdr_encrypt(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.bytes(Request::SdrEncrypt { data: data.to_vec() })
+    }
+
+    pub fn sdr_decrypt(&self, data: &[u8]) -> Result<Vec<u8>> {
+        self.bytes(Request::SdrDecrypt { data: data.to_vec() })
+    }
+
+    fn done(&self, request: Request) -> Result<()> {
+        match self.conn.call(request)?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    fn bytes(&self, request: Request) -> Result<Vec<u8>> {
+        match self.conn.call(request)?.0 {
+            Reply::Bytes(b) => Ok(b),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     fn certs(&self, request: Request) -> Result<Vec<CertInfo>> {
         match self.conn.call(request)?.0 {
             Reply::Certs(c) => Ok(c),
@@ -260,6 +332,10 @@ impl Client {
             other => Err(unexpected(&other)),
         }
     }
+}
+
+fn secret(s: &str) -> crate::proto::Secret {
+    crate::proto::Secret(s.to_string())
 }
 
 /// A data channel whose far end vanished means psmd went away.

@@ -11,6 +11,7 @@ pub mod cert;
 pub mod core;
 pub mod crypto;
 pub mod event;
+pub mod key;
 
 use crate::error::{Code, Error};
 use std::cell::RefCell;

@@ -147,7 +147,9 @@ impl FrameReader {
 mod tests {
     use super::*;
     use crate::error::{Code, Error};
-    use crate::proto::{CertInfo, CertUsage, Event, HashAlg, Reply, Request, Verification};
+    use crate::proto::{
+        CertInfo, CertUsage, Event, HashAlg, KeyKind, Reply, Request, Secret, SigKind, Verification,
+    };
 
     fn all_requests() -> Vec<Request> {
         vec![
@@ -167,6 +169,20 @@ mod tests {
             Request::CertDelete { sha256_hex: "ab".into(), with_key: true },
             Request::CertVerify { der: vec![0x30], usage: CertUsage::EmailSigner, name: None, at: -5 },
             Request::CrlImport { data: vec![1, 2] },
+            Request::TokenLogin { password: Some(Secret("pw".into())) },
+            Request::TokenLogout,
+            Request::TokenSetPassword { old: None, new: Some(Secret(String::new())) },
+            Request::KeyGenerate {
+                kind: KeyKind::Rsa3072,
+                subject_dn: "CN=x".into(),
+                nickname: None,
+                sans: vec!["dns:a".into()],
+            },
+            Request::KeySign { sha256_hex: "ab".into(), alg: SigKind::RsaPssSha256, data: vec![9; 40] },
+            Request::Pkcs12Import { data: vec![0x30], password: None },
+            Request::Pkcs12Export { sha256_hex: "ab".into(), password: Some(Secret("x".into())) },
+            Request::SdrEncrypt { data: b"secret".to_vec() },
+            Request::SdrDecrypt { data: vec![1] },
         ]
     }
 
@@ -348,5 +364,16 @@ mod tests {
         let mut out = vec![1, 2, 3];
         assert!(matches!(encode_server_frame(&frame, &mut out), Err(FrameError::Oversized { .. })));
         assert_eq!(out, vec![1, 2, 3], "a refused frame leaves the buffer as it was");
+    }
+}
+
+#[cfg(test)]
+mod secret_tests {
+    use crate::proto::{Request, Secret};
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let r = Request::TokenLogin { password: Some(Secret("hunter2".into())) };
+        assert!(!format!("{r:?}").contains("hunter2"));
     }
 }

@@ -128,11 +128,56 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// Unlock the soft token for this session. `None`: ask the user.
+    TokenLogin {
+        password: Option<Secret>,
+    },
+    TokenLogout,
+    /// Change the token password (`None` old: ask; empty new: no password).
+    TokenSetPassword {
+        old: Option<Secret>,
+        new: Option<Secret>,
+    },
+    /// Generate a key in the token; replies `Bytes` with a PKCS#10 request
+    /// for `subject_dn` and `sans` ("dns:..", "ip:..", "email:..").
+    KeyGenerate {
+        kind: KeyKind,
+        subject_dn: String,
+        nickname: Option<String>,
+        sans: Vec<String>,
+    },
+    /// Sign `data` with the private key of the certificate. Replies `Bytes`.
+    KeySign {
+        sha256_hex: String,
+        alg: SigKind,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Import a PKCS#12 file: key into the token, certificates into the store.
+    Pkcs12Import {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        password: Option<Secret>,
+    },
+    /// Export a certificate with its key as PKCS#12. Replies `Bytes`.
+    Pkcs12Export {
+        sha256_hex: String,
+        password: Option<Secret>,
+    },
+    /// Seal a small secret under the token ("secret decoder ring").
+    SdrEncrypt {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    SdrDecrypt {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
 }
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 16;
+pub const REQUEST_KINDS: u32 = 25;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -151,6 +196,39 @@ pub const CERTS_USER: u32 = 1 << 0;
 pub const CERTS_CA: u32 = 1 << 1;
 pub const CERTS_PEOPLE: u32 = 1 << 2;
 pub const CERTS_SERVERS: u32 = 1 << 3;
+
+/// A password or PIN on the wire: never printed by `Debug`, wiped from
+/// memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Private key types psmd generates (`PSM_KEY_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum KeyKind {
+    EcP256,
+    EcP384,
+    Ed25519,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
+}
+
+/// Signature algorithms for `KeySign` (`PSM_SIG_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SigKind {
+    EcdsaSha256,
+    EcdsaSha384,
+    Ed25519,
+    RsaPkcs1Sha256,
+    RsaPssSha256,
+}
 
 /// What a certificate is verified for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,6 +296,15 @@ impl Request {
             Request::CertDelete { .. } => "CertDelete",
             Request::CertVerify { .. } => "CertVerify",
             Request::CrlImport { .. } => "CrlImport",
+            Request::TokenLogin { .. } => "TokenLogin",
+            Request::TokenLogout => "TokenLogout",
+            Request::TokenSetPassword { .. } => "TokenSetPassword",
+            Request::KeyGenerate { .. } => "KeyGenerate",
+            Request::KeySign { .. } => "KeySign",
+            Request::Pkcs12Import { .. } => "Pkcs12Import",
+            Request::Pkcs12Export { .. } => "Pkcs12Export",
+            Request::SdrEncrypt { .. } => "SdrEncrypt",
+            Request::SdrDecrypt { .. } => "SdrDecrypt",
         }
     }
 }

@@ -5,3 +5,5 @@ pub mod cert;
 pub mod core;
 pub mod crypto;
 pub mod debug;
+pub mod key;
+pub mod token;

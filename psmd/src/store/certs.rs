@@ -164,7 +164,20 @@ impl Store {
                             ));
                         }
                         Some(n) => n.to_string(),
-                        None => unique_nickname(&tx, &p.default_nickname())?,
+                        // A certificate for a generated key takes the name
+                        // given at generation.
+                        None => {
+                            let key_nick: Option<Option<String>> = tx
+                                .query_row(
+                                    "SELECT nickname FROM keys WHERE spki_sha256 = ?1",
+                                    [p.spki_sha256],
+                                    |r| r.get(0),
+                                )
+                                .optional()
+                                .map_err(db_error)?;
+                            let base = key_nick.flatten().unwrap_or_else(|| p.default_nickname());
+                            unique_nickname(&tx, &base)?
+                        }
                     };
                     insert(&tx, p, &nick, if first { trust } else { 0 }, false)?;
                 }

@@ -5,10 +5,12 @@
 
 mod anchors;
 mod certs;
+mod keys;
 mod schema;
 
 pub use anchors::system_anchors;
 pub use certs::{TrustRow, parse_fingerprint};
+pub use keys::{KeyRow, TokenRow};
 
 use psm::{Code, Error};
 use rusqlite::Connection;

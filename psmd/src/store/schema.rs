@@ -33,6 +33,7 @@ const MIGRATIONS: &[&str] = &[
         spki_sha256 BLOB NOT NULL UNIQUE,
         key_type    TEXT NOT NULL,
         sealed      BLOB NOT NULL,
+        nickname    TEXT,
         added       INTEGER NOT NULL
     );
     CREATE TABLE crls (
@@ -45,10 +46,11 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX crls_issuer ON crls(issuer);
     CREATE TABLE token (
-        id           INTEGER PRIMARY KEY CHECK (id = 1),
-        kdf          TEXT NOT NULL,
-        check_value  BLOB NOT NULL,
-        has_password INTEGER NOT NULL
+        id             INTEGER PRIMARY KEY CHECK (id = 1),
+        kdf            TEXT NOT NULL,
+        check_value    BLOB NOT NULL,
+        wrapped_master BLOB NOT NULL,
+        has_password   INTEGER NOT NULL
     );
     "#,
 ];

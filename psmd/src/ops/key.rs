@@ -1,0 +1,183 @@
+//! Private keys in the soft token: generation with a CSR, signing,
+//! PKCS#12 import and export, and SDR. Keys are unsealed only inside these
+//! handlers, on the pool, and never leave psmd.
+
+use crate::pki::{cert, keys, pkcs12, seal};
+use crate::session::{Outcome, Shared};
+use crate::store::parse_fingerprint;
+use psm::proto::{KeyKind, Reply, Secret, SigKind};
+use psm::{Code, Error};
+use sha2::Digest;
+
+/// Largest secret SDR seals: it is for passwords, not files.
+pub const MAX_SDR: usize = 64 * 1024;
+/// Associated data of SDR blobs: they open only as SDR.
+const SDR_AAD: &[u8] = b"psm-sdr-v1";
+
+fn work(f: impl FnOnce() -> Result<Reply, Error> + Send + 'static) -> Outcome {
+    Outcome::Work(Box::new(f))
+}
+
+fn key_type(kind: KeyKind) -> keys::KeyType {
+    match kind {
+        KeyKind::EcP256 => keys::KeyType::EcP256,
+        KeyKind::EcP384 => keys::KeyType::EcP384,
+        KeyKind::Ed25519 => keys::KeyType::Ed25519,
+        KeyKind::Rsa2048 => keys::KeyType::Rsa2048,
+        KeyKind::Rsa3072 => keys::KeyType::Rsa3072,
+        KeyKind::Rsa4096 => keys::KeyType::Rsa4096,
+    }
+}
+
+fn sig_alg(alg: SigKind) -> keys::SigAlg {
+    match alg {
+        SigKind::EcdsaSha256 => keys::SigAlg::EcdsaSha256,
+        SigKind::EcdsaSha384 => keys::SigAlg::EcdsaSha384,
+        SigKind::Ed25519 => keys::SigAlg::Ed25519,
+        SigKind::RsaPkcs1Sha256 => keys::SigAlg::RsaPkcs1Sha256,
+        SigKind::RsaPssSha256 => keys::SigAlg::RsaPssSha256,
+    }
+}
+
+fn parse_san(s: &str) -> Result<keys::San, Error> {
+    let bad = || {
+        Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("SAN \"{s}\" must be dns:NAME, ip:ADDRESS or email:ADDRESS"),
+        )
+    };
+    let (kind, value) = s.split_once(':').ok_or_else(bad)?;
+    match kind {
+        "dns" => Ok(keys::San::Dns(value.to_string())),
+        "ip" => value.parse().map(keys::San::Ip).map_err(|_| bad()),
+        "email" => Ok(keys::San::Email(value.to_string())),
+        _ => Err(bad()),
+    }
+}
+
+fn spki_sha256(pkcs8: &[u8]) -> Result<[u8; 32], Error> {
+    Ok(sha2::Sha256::digest(keys::public_key_der(pkcs8)?).into())
+}
+
+pub fn generate(
+    shared: &Shared,
+    session: u64,
+    kind: KeyKind,
+    subject_dn: String,
+    nickname: Option<String>,
+    sans: Vec<String>,
+) -> Outcome {
+    let (store, token) = (shared.store.clone(), shared.token.clone());
+    work(move || {
+        let master = token.master(session)?;
+        let sans = sans.iter().map(|s| parse_san(s)).collect::<Result<Vec<_>, _>>()?;
+        let kt = key_type(kind);
+        let pkcs8 = keys::generate(kt)?;
+        let csr = keys::make_csr(&pkcs8, &subject_dn, &sans)?;
+        let spki = spki_sha256(&pkcs8)?;
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        store.put_key(&master, &spki, &format!("{kt:?}"), &pkcs8, nickname.as_deref())?;
+        tracing::info!(session, kind = ?kind, "generated a key");
+        Ok(Reply::Bytes(csr))
+    })
+}
+
+pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, data: Vec<u8>) -> Outcome {
+    let (store, token) = (shared.store.clone(), shared.token.clone());
+    work(move || {
+        let fp = parse_fingerprint(&sha256_hex)?;
+        let row = {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            let spki = store.cert_spki(&fp)?;
+            store.key_for_spki(&spki)?
+        };
+        let row = row.ok_or_else(|| {
+            Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
+        })?;
+        let pkcs8 = row.open(&*token.master(session)?)?;
+        Ok(Reply::Bytes(keys::sign(&pkcs8, sig_alg(alg), &data)?))
+    })
+}
+
+fn ask_password() -> Error {
+    Error::new(Code::PSM_ERR_NO_UI, "a PKCS#12 password is needed and psm cannot ask for it yet: pass it")
+}
+
+pub fn pkcs12_import(shared: &Shared, session: u64, data: Vec<u8>, password: Option<Secret>) -> Outcome {
+    let (store, token) = (shared.store.clone(), shared.token.clone());
+    work(move || {
+        let password = password.ok_or_else(ask_password)?;
+        let master = token.master(session)?;
+        let p12 = pkcs12::parse(&data, &password.0)?;
+        let mut ders: Vec<Vec<u8>> = p12.cert.iter().cloned().collect();
+        ders.extend(p12.ca.iter().cloned());
+        if ders.is_empty() {
+            return Err(Error::new(Code::PSM_ERR_DECODE, "the PKCS#12 file holds no certificate"));
+        }
+        let parsed = ders.iter().map(|d| cert::parse(d)).collect::<Result<Vec<_>, _>>()?;
+        if let (Some(key), Some(_)) = (&p12.key_pkcs8, &p12.cert)
+            && spki_sha256(key)? != parsed[0].spki_sha256
+        {
+            return Err(Error::new(
+                Code::PSM_ERR_DECODE,
+                "the PKCS#12 key does not belong to its certificate",
+            ));
+        }
+        let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(key) = &p12.key_pkcs8 {
+            let kt = keys::key_type(key).map(|k| format!("{k:?}")).unwrap_or_else(|_| "imported".into());
+            store.put_key(&master, &spki_sha256(key)?, &kt, key, None)?;
+        }
+        let name = p12.friendly_name.as_deref().filter(|n| !n.trim().is_empty());
+        let certs = match store.import_certs(&parsed, name, 0) {
+            Err(e) if e.code == Code::PSM_ERR_EXISTS || e.code == Code::PSM_ERR_INVALID_ARGUMENT => {
+                store.import_certs(&parsed, None, 0)?
+            }
+            r => r?,
+        };
+        Ok(Reply::Certs(certs))
+    })
+}
+
+pub fn pkcs12_export(shared: &Shared, session: u64, sha256_hex: String, password: Option<Secret>) -> Outcome {
+    let (store, token) = (shared.store.clone(), shared.token.clone());
+    work(move || {
+        let password = password.ok_or_else(ask_password)?;
+        let fp = parse_fingerprint(&sha256_hex)?;
+        let (info, row) = {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            let info = store.get(&fp)?;
+            let row = store.key_for_spki(&store.cert_spki(&fp)?)?;
+            (info, row)
+        };
+        let row = row.ok_or_else(|| {
+            Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
+        })?;
+        let pkcs8 = row.open(&*token.master(session)?)?;
+        Ok(Reply::Bytes(pkcs12::build(&pkcs8, &info.der, &[], Some(&info.nickname), &password.0)?))
+    })
+}
+
+pub fn sdr_encrypt(shared: &Shared, session: u64, data: Vec<u8>) -> Outcome {
+    let token = shared.token.clone();
+    work(move || {
+        if data.len() > MAX_SDR {
+            return Err(Error::new(
+                Code::PSM_ERR_INVALID_ARGUMENT,
+                format!("SDR seals at most {MAX_SDR} bytes"),
+            ));
+        }
+        Ok(Reply::Bytes(seal::seal(&*token.master(session)?, SDR_AAD, &data)?))
+    })
+}
+
+pub fn sdr_decrypt(shared: &Shared, session: u64, data: Vec<u8>) -> Outcome {
+    let token = shared.token.clone();
+    work(move || {
+        let master = token.master(session)?;
+        let plain = seal::open(&master, SDR_AAD, &data).map_err(|_| {
+            Error::new(Code::PSM_ERR_DECODE, "not an SDR blob of this token (or it was altered)")
+        })?;
+        Ok(Reply::Bytes(plain.to_vec()))
+    })
+}

@@ -1,0 +1,133 @@
+//! The soft token's login state. Private keys are sealed under a random
+//! master key; the master key is wrapped under a key derived from the token
+//! password (argon2id). Each session logs in on its own and is logged out
+//! after `IDLE_TIMEOUT` without use, or when it disconnects. A token without
+//! a password (NSS's "empty password") is always unlocked.
+
+use crate::pki::seal::TokenKey;
+use crate::store::{Store, TokenRow};
+use psm::{Code, Error};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A session that has not used the token for this long must log in again.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+/// A wrong password costs this long, on top of the KDF, against guessing.
+pub const WRONG_PASSWORD_DELAY: Duration = Duration::from_secs(1);
+
+struct Login {
+    master: Arc<TokenKey>,
+    last_use: Instant,
+}
+
+pub struct TokenState {
+    logins: Mutex<HashMap<u64, Login>>,
+    /// The master key while the token has no password.
+    open_master: Mutex<Option<Arc<TokenKey>>>,
+    idle: Duration,
+}
+
+fn bad_password() -> Error {
+    std::thread::sleep(WRONG_PASSWORD_DELAY);
+    Error::new(Code::PSM_ERR_BAD_PASSWORD, "wrong token password")
+}
+
+fn locked() -> Error {
+    Error::new(Code::PSM_ERR_LOGIN_REQUIRED, "the token is locked: log in with its password first")
+}
+
+impl TokenState {
+    /// Loads the token, creating it (no password) on first start.
+    pub fn init(store: &mut Store) -> Result<TokenState, Error> {
+        let row = match store.token()? {
+            Some(row) => row,
+            None => {
+                let row = TokenRow::protect(&TokenKey::generate()?, "")?;
+                store.put_token(&row)?;
+                row
+            }
+        };
+        let open_master = if row.has_password {
+            None
+        } else {
+            let master = row.unlock("")?.ok_or_else(|| {
+                Error::new(
+                    Code::PSM_ERR_INTERNAL,
+                    "the token claims no password but the empty one does not open it",
+                )
+            })?;
+            Some(Arc::new(master))
+        };
+        Ok(TokenState {
+            logins: Mutex::new(HashMap::new()),
+            open_master: Mutex::new(open_master),
+            idle: IDLE_TIMEOUT,
+        })
+    }
+
+    fn open(&self) -> Option<Arc<TokenKey>> {
+        self.open_master.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The master key for `session`, or `PSM_ERR_LOGIN_REQUIRED`.
+    pub fn master(&self, session: u64) -> Result<Arc<TokenKey>, Error> {
+        if let Some(m) = self.open() {
+            return Ok(m);
+        }
+        let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        match logins.get_mut(&session) {
+            Some(l) if l.last_use.elapsed() < self.idle => {
+                l.last_use = Instant::now();
+                Ok(l.master.clone())
+            }
+            Some(_) => {
+                logins.remove(&session);
+                Err(Error::new(
+                    Code::PSM_ERR_LOGIN_REQUIRED,
+                    "the token login expired after inactivity: log in again",
+                ))
+            }
+            None => Err(locked()),
+        }
+    }
+
+    pub fn is_locked_for(&self, session: u64) -> bool {
+        self.master(session).is_err()
+    }
+
+    pub fn login(&self, store: &Store, session: u64, password: Option<&str>) -> Result<(), Error> {
+        let row = store.token()?.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "no token"))?;
+        if !row.has_password {
+            return Ok(());
+        }
+        let Some(password) = password else { return Err(locked()) };
+        let master = row.unlock(password)?.ok_or_else(bad_password)?;
+        self.logins
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(session, Login { master: Arc::new(master), last_use: Instant::now() });
+        Ok(())
+    }
+
+    pub fn logout(&self, session: u64) {
+        self.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&session);
+    }
+
+    /// Re-wraps the master key under `new` (empty: no password) in one
+    /// write; sealed keys are untouched, so a crash leaves the old password
+    /// or the new one working, never neither.
+    pub fn set_password(&self, store: &mut Store, old: Option<&str>, new: &str) -> Result<(), Error> {
+        let row = store.token()?.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "no token"))?;
+        let old = match old {
+            Some(o) => o,
+            None if !row.has_password => "",
+            None => return Err(locked()),
+        };
+        let master = row.unlock(old)?.ok_or_else(bad_password)?;
+        store.put_token(&TokenRow::protect(&master, new)?)?;
+        *self.open_master.lock().unwrap_or_else(|p| p.into_inner()) =
+            if new.is_empty() { Some(Arc::new(master)) } else { None };
+        Ok(())
+    }
+}
