@@ -133,6 +133,15 @@ impl Store {
             .ok_or_else(|| Error::new(Code::PSM_ERR_NOT_FOUND, "no such certificate in the store"))
     }
 
+    /// Every stored key, still sealed (for checks after a crash).
+    pub fn key_rows(&self) -> Result<Vec<KeyRow>, Error> {
+        let mut stmt = self.db.prepare("SELECT id, key_type, sealed FROM keys").map_err(db_error)?;
+        let rows = stmt
+            .query_map([], |r| Ok(KeyRow { id: r.get(0)?, key_type: r.get(1)?, sealed: r.get(2)? }))
+            .map_err(db_error)?;
+        rows.collect::<Result<_, _>>().map_err(db_error)
+    }
+
     /// Every sealed value (for tests that check nothing is stored in clear).
     pub fn all_sealed(&self) -> Result<Vec<Vec<u8>>, Error> {
         let mut stmt = self.db.prepare("SELECT sealed FROM keys").map_err(db_error)?;
