@@ -138,8 +138,8 @@ fn sigkill_at_random_moments_leaves_every_object_old_or_new() {
         assert_eq!(store.integrity_check().unwrap(), "ok", "round {round}");
         let mut m = model.lock().unwrap();
         let pending = m.pending.take();
-        for i in 0..LEAVES {
-            let fp = psmd::store::parse_fingerprint(&shas[i]).unwrap();
+        for (i, sha) in shas.iter().enumerate() {
+            let fp = psmd::store::parse_fingerprint(sha).unwrap();
             let actual = store.get(&fp).ok().map(|info| info.trust);
             let acked = m.certs.get(&i).copied();
             let after_pending = match &pending {
