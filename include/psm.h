@@ -286,6 +286,42 @@ const psm_cert *psm_cert_list_get(const psm_cert_list *l, size_t i);
 // `l` is NULL or from `psm_cert_list_query` and not yet freed.
 void psm_cert_list_free(psm_cert_list *l);
 
+// The certificate's nickname in the store ("" if it is not stored).
+// Valid until the certificate is freed; NULL if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_nickname(const psm_cert *c);
+
+// The subject distinguished name, most significant part first as
+// x509-parser prints it (e.g. "C=DE, O=Example, CN=Alice").
+// Valid until the certificate is freed; NULL if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_subject(const psm_cert *c);
+
+// The issuer distinguished name, in the same form as the subject.
+// Valid until the certificate is freed; NULL if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_issuer(const psm_cert *c);
+
+// The serial number in lower-case hex, without DER's sign byte.
+// Valid until the certificate is freed; NULL if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_serial_hex(const psm_cert *c);
+
+// The SHA-256 fingerprint of the DER, 64 lower-case hex digits.
+// Valid until the certificate is freed; NULL if `c` is NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_sha256_hex(const psm_cert *c);
+
 // The first email address (subjectAltName, else the subject's
 // emailAddress); NULL if there is none or `c` is NULL. Valid until the
 // certificate is freed.

@@ -4,8 +4,9 @@
 //! after `IDLE_TIMEOUT` without use, or when it disconnects. A token without
 //! a password (NSS's "empty password") is always unlocked.
 
+use crate::pki::keys::LoadedKey;
 use crate::pki::seal::TokenKey;
-use crate::store::{Store, TokenRow};
+use crate::store::{KeyRow, Store, TokenRow};
 use psm::{Code, Error};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,8 +22,15 @@ struct Login {
     last_use: Instant,
 }
 
+/// Parsed keys kept for signing, at most this many.
+pub const MAX_CACHED_KEYS: usize = 256;
+
 pub struct TokenState {
     logins: Mutex<HashMap<u64, Login>>,
+    /// Parsed private keys by the SHA-256 of their public key (a row id
+    /// could be reused after a delete; a public key names one key only),
+    /// dropped when the token locks for everyone (logout, idle, a password set).
+    keys: Mutex<HashMap<[u8; 32], Arc<LoadedKey>>>,
     /// The master key while the token has no password.
     open_master: Mutex<Option<Arc<TokenKey>>>,
     idle: Duration,
@@ -61,6 +69,7 @@ impl TokenState {
         };
         Ok(TokenState {
             logins: Mutex::new(HashMap::new()),
+            keys: Mutex::new(HashMap::new()),
             open_master: Mutex::new(open_master),
             idle: IDLE_TIMEOUT,
         })
@@ -83,6 +92,9 @@ impl TokenState {
             }
             Some(_) => {
                 logins.remove(&session);
+                if logins.is_empty() {
+                    self.forget_keys();
+                }
                 Err(Error::new(
                     Code::PSM_ERR_LOGIN_REQUIRED,
                     "the token login expired after inactivity: log in again",
@@ -111,7 +123,32 @@ impl TokenState {
     }
 
     pub fn logout(&self, session: u64) {
-        self.logins.lock().unwrap_or_else(|p| p.into_inner()).remove(&session);
+        let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        if logins.remove(&session).is_some() && logins.is_empty() {
+            self.forget_keys();
+        }
+    }
+
+    /// The parsed private key of `row` for `session` (which must be able
+    /// to use the token), parsing it once.
+    pub fn key(&self, session: u64, spki_sha256: &[u8; 32], row: &KeyRow) -> Result<Arc<LoadedKey>, Error> {
+        let master = self.master(session)?;
+        if let Some(k) = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(spki_sha256) {
+            return Ok(k.clone());
+        }
+        let loaded = Arc::new(LoadedKey::load(&row.open(&master)?)?);
+        let mut keys = self.keys.lock().unwrap_or_else(|p| p.into_inner());
+        if keys.len() >= MAX_CACHED_KEYS {
+            keys.clear();
+        }
+        keys.insert(*spki_sha256, loaded.clone());
+        Ok(loaded)
+    }
+
+    fn forget_keys(&self) {
+        if self.open().is_none() {
+            self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
     }
 
     /// Re-wraps the master key under `new` (empty: no password) in one
@@ -128,6 +165,9 @@ impl TokenState {
         store.put_token(&TokenRow::protect(&master, new)?)?;
         *self.open_master.lock().unwrap_or_else(|p| p.into_inner()) =
             if new.is_empty() { Some(Arc::new(master)) } else { None };
+        if self.logins.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
+            self.forget_keys();
+        }
         Ok(())
     }
 }

@@ -179,6 +179,11 @@ fn sigkill_at_random_moments_leaves_every_object_old_or_new() {
         }
     }
     let acked = model.lock().unwrap().acked;
-    eprintln!("crash test: {rounds} kills, {acked} acknowledged requests, {total_ops} net certificate changes");
-    assert!(acked >= TARGET_ACKED, "only {acked} requests ran in {rounds} rounds; the test exercised too little");
+    eprintln!(
+        "crash test: {rounds} kills, {acked} acknowledged requests, {total_ops} net certificate changes"
+    );
+    assert!(
+        acked >= TARGET_ACKED,
+        "only {acked} requests ran in {rounds} rounds; the test exercised too little"
+    );
 }

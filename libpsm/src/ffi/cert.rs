@@ -126,7 +126,10 @@ pub unsafe extern "C" fn psm_cert_import(
     out: *mut *mut psm_cert,
 ) -> Code {
     boundary(|| {
-        check_null!(conn, data, out);
+        check_null!(conn, out);
+        if len > 0 {
+            check_null!(data);
+        }
         let nickname = if nickname.is_null() {
             None
         } else {
@@ -136,8 +139,8 @@ pub unsafe extern "C" fn psm_cert_import(
                 Err(c) => return c,
             }
         };
-        // SAFETY: readable for `len` bytes per the contract.
-        let data = unsafe { std::slice::from_raw_parts(data, len) };
+        // SAFETY: readable for `len` bytes per the contract (or empty).
+        let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
         // SAFETY: checked above.
         unsafe {
             cert_out(conn, out, |c| {
@@ -235,41 +238,67 @@ pub unsafe extern "C" fn psm_cert_list_free(l: *mut psm_cert_list) {
     })
 }
 
-macro_rules! string_getter {
-    ($(#[$doc:meta])* $name:ident, $field:ident) => {
-        $(#[$doc])*
-        /// Valid until the certificate is freed; NULL if `c` is NULL.
-        ///
-        /// # Safety
-        /// `c` is NULL or a live certificate.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(c: *const psm_cert) -> *const c_char {
-            // SAFETY: per the contract.
-            boundary_value(std::ptr::null(), || unsafe { c.as_ref() }.map_or(std::ptr::null(), |c| c.$field.as_ptr()))
-        }
-    };
+/// A string field of `c`, or NULL.
+unsafe fn field(c: *const psm_cert, get: impl FnOnce(&psm_cert) -> &CString) -> *const c_char {
+    // SAFETY: the caller passes NULL or a live certificate.
+    boundary_value(std::ptr::null(), || unsafe { c.as_ref() }.map_or(std::ptr::null(), |c| get(c).as_ptr()))
 }
 
-string_getter!(
-    /// The certificate's nickname in the store ("" if it is not stored).
-    psm_cert_nickname, nickname
-);
-string_getter!(
-    /// The subject distinguished name (RFC 4514 style).
-    psm_cert_subject, subject
-);
-string_getter!(
-    /// The issuer distinguished name.
-    psm_cert_issuer, issuer
-);
-string_getter!(
-    /// The serial number in hex.
-    psm_cert_serial_hex, serial
-);
-string_getter!(
-    /// The SHA-256 fingerprint of the DER, 64 lower-case hex digits.
-    psm_cert_sha256_hex, sha256
-);
+/// The certificate's nickname in the store ("" if it is not stored).
+/// Valid until the certificate is freed; NULL if `c` is NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_nickname(c: *const psm_cert) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { field(c, |c| &c.nickname) }
+}
+
+/// The subject distinguished name, most significant part first as
+/// x509-parser prints it (e.g. "C=DE, O=Example, CN=Alice").
+/// Valid until the certificate is freed; NULL if `c` is NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_subject(c: *const psm_cert) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { field(c, |c| &c.subject) }
+}
+
+/// The issuer distinguished name, in the same form as the subject.
+/// Valid until the certificate is freed; NULL if `c` is NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_issuer(c: *const psm_cert) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { field(c, |c| &c.issuer) }
+}
+
+/// The serial number in lower-case hex, without DER's sign byte.
+/// Valid until the certificate is freed; NULL if `c` is NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_serial_hex(c: *const psm_cert) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { field(c, |c| &c.serial) }
+}
+
+/// The SHA-256 fingerprint of the DER, 64 lower-case hex digits.
+/// Valid until the certificate is freed; NULL if `c` is NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_sha256_hex(c: *const psm_cert) -> *const c_char {
+    // SAFETY: per the contract.
+    unsafe { field(c, |c| &c.sha256) }
+}
 
 /// The first email address (subjectAltName, else the subject's
 /// emailAddress); NULL if there is none or `c` is NULL. Valid until the
@@ -586,9 +615,14 @@ pub unsafe extern "C" fn psm_verify_result_free(v: *mut psm_verify_result) {
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn psm_crl_import(conn: *mut psm_conn, data: *const u8, len: usize) -> Code {
     boundary(|| {
-        check_null!(conn, data);
-        // SAFETY: live and readable per the contract.
-        let (client, data) = unsafe { (&(*conn).client, std::slice::from_raw_parts(data, len)) };
+        check_null!(conn);
+        if len > 0 {
+            check_null!(data);
+        }
+        // SAFETY: live, and readable per the contract (or empty).
+        let (client, data) = unsafe {
+            (&(*conn).client, if len == 0 { &[][..] } else { std::slice::from_raw_parts(data, len) })
+        };
         client.crl_import(data).map_or_else(fail, |()| Code::PSM_OK)
     })
 }

@@ -81,7 +81,13 @@ pub fn trust_set(store: &Store, usage: CertUsage) -> Result<TrustSet, Error> {
     let mut set = TrustSet::default();
     for crate::store::TrustRow { der, sha256, trust, is_ca } in store.all_with_trust()? {
         if trust & TRUST_DISTRUSTED != 0 {
+            // Still handed to the verifier, so that a path through it is
+            // found and refused as distrusted rather than reported as an
+            // unknown issuer.
             set.distrusted.insert(sha256);
+            if is_ca {
+                set.anchors.push(der);
+            }
             continue;
         }
         if trust & peer_bit != 0 {

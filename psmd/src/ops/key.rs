@@ -86,16 +86,15 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
     let (store, token) = (shared.store.clone(), shared.token.clone());
     work(move || {
         let fp = parse_fingerprint(&sha256_hex)?;
-        let row = {
+        let (spki, row) = {
             let store = store.lock().unwrap_or_else(|p| p.into_inner());
             let spki = store.cert_spki(&fp)?;
-            store.key_for_spki(&spki)?
+            (spki, store.key_for_spki(&spki)?)
         };
         let row = row.ok_or_else(|| {
             Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
         })?;
-        let pkcs8 = row.open(&*token.master(session)?)?;
-        Ok(Reply::Bytes(keys::sign(&pkcs8, sig_alg(alg), &data)?))
+        Ok(Reply::Bytes(token.key(session, &spki, &row)?.sign(sig_alg(alg), &data)?))
     })
 }
 

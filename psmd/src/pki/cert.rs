@@ -130,7 +130,7 @@ pub fn parse(der: &[u8]) -> Result<Parsed, Error> {
         sha1: sha1::Sha1::digest(der).into(),
         subject: cert.subject().to_string(),
         issuer: cert.issuer().to_string(),
-        serial_hex: cert.raw_serial_as_string().replace(':', ""),
+        serial_hex: serial_hex(cert.raw_serial()),
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         is_ca,
@@ -140,6 +140,13 @@ pub fn parse(der: &[u8]) -> Result<Parsed, Error> {
         spki_sha256: sha2::Sha256::digest(cert.public_key().raw).into(),
         common_name,
     })
+}
+
+/// The serial number as hex without DER's sign byte (0x8BADF00D, not
+/// 008badf00d), as openssl and NSS show it.
+fn serial_hex(raw: &[u8]) -> String {
+    let start = raw.iter().position(|&b| b != 0).unwrap_or(raw.len().saturating_sub(1));
+    hex::encode(&raw[start.min(raw.len())..])
 }
 
 /// Email addresses compare with the domain in lower case (RFC 5321: the

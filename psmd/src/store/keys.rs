@@ -116,18 +116,22 @@ impl Store {
     }
 
     pub fn key_for_spki(&self, spki_sha256: &[u8; 32]) -> Result<Option<KeyRow>, Error> {
-        self.db
-            .query_row("SELECT id, key_type, sealed FROM keys WHERE spki_sha256 = ?1", [spki_sha256], |r| {
-                Ok(KeyRow { id: r.get(0)?, key_type: r.get(1)?, sealed: r.get(2)? })
-            })
-            .optional()
-            .map_err(db_error)
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT id, key_type, sealed FROM keys WHERE spki_sha256 = ?1")
+            .map_err(db_error)?;
+        stmt.query_row([spki_sha256], |r| {
+            Ok(KeyRow { id: r.get(0)?, key_type: r.get(1)?, sealed: r.get(2)? })
+        })
+        .optional()
+        .map_err(db_error)
     }
 
     /// The SPKI hash of a stored certificate.
     pub fn cert_spki(&self, sha256: &[u8; 32]) -> Result<[u8; 32], Error> {
-        self.db
-            .query_row("SELECT spki_sha256 FROM certs WHERE sha256 = ?1", [sha256], |r| r.get(0))
+        let mut stmt =
+            self.db.prepare_cached("SELECT spki_sha256 FROM certs WHERE sha256 = ?1").map_err(db_error)?;
+        stmt.query_row([sha256], |r| r.get(0))
             .optional()
             .map_err(db_error)?
             .ok_or_else(|| Error::new(Code::PSM_ERR_NOT_FOUND, "no such certificate in the store"))
