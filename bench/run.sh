@@ -2,9 +2,11 @@
 # `make bench` runs this as `sh bench/run.sh BUILD_DIR [N]`: ping latency of
 # psm against a bare ping-pong, with psmd and the benchmark pinned to one
 # CPU and then free to use all of them, then the Rust digest benchmark if
-# it was built. Everything runs against a private psmd in a private
-# runtime directory, removed at the end. N (default 200000) is the number
-# of pings per measurement; $N in the environment works too.
+# it was built, then psm_key_sign against in-process OpenSSL and a private
+# ssh-agent (sign-bench). Everything runs against a private psmd in a
+# private runtime directory, removed at the end. N (default 200000) is the
+# number of pings per measurement; $N in the environment works too.
+# SIGN_P256_N, SIGN_RSA_N and SIGN_SECONDS override sign-bench's defaults.
 
 set -eu
 
@@ -13,7 +15,7 @@ BUILD=$(cd "$BUILD" && pwd)
 N=${2:-${N:-200000}}
 BENCH=$(cd "$(dirname "$0")" && pwd)
 
-for f in "$BUILD/psmd" "$BENCH/ping-bench"; do
+for f in "$BUILD/psmd" "$BENCH/ping-bench" "$BENCH/sign-bench"; do
     [ -x "$f" ] || { echo "run.sh: $f is missing; run 'make bench'" >&2; exit 1; }
 done
 
@@ -23,6 +25,7 @@ export PSM_SOCKET="$dir/psm/control"
 export PSM_DAEMON="$BUILD/psmd"
 export PSM_PROFILE="$dir/profile"
 daemon=
+agent=
 
 # start_daemon [PREFIX...]: starts psmd under PREFIX (e.g. taskset -c 0).
 start_daemon() {
@@ -59,9 +62,40 @@ stop_daemon() {
     daemon=
 }
 
+have_agent() {
+    for tool in ssh-agent ssh-add ssh-keygen; do
+        command -v "$tool" >/dev/null 2>&1 || return 1
+    done
+}
+
+# start_agent: a private ssh-agent (foreground, so $! is its pid) holding
+# a fresh ECDSA P-256 and RSA-2048 key, at $dir/ssh/agent.
+start_agent() {
+    mkdir -m 700 "$dir/ssh"
+    ssh-keygen -q -t ecdsa -b 256 -N '' -C sign-bench -f "$dir/ssh/id_ecdsa"
+    ssh-keygen -q -t rsa -b 2048 -N '' -C sign-bench -f "$dir/ssh/id_rsa"
+    ssh-agent -D -a "$dir/ssh/agent" >/dev/null 2>>"$dir/ssh-agent.log" &
+    agent=$!
+    i=0
+    until [ -S "$dir/ssh/agent" ]; do
+        [ $i -lt 50 ] || { echo "run.sh: ssh-agent made no socket" >&2; exit 1; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    SSH_AUTH_SOCK="$dir/ssh/agent" ssh-add -q "$dir/ssh/id_ecdsa" "$dir/ssh/id_rsa"
+}
+
+stop_agent() {
+    [ -n "$agent" ] || return 0
+    kill -TERM "$agent" 2>/dev/null || true
+    wait "$agent" 2>/dev/null || true
+    agent=
+}
+
 cleanup() {
     status=$?
     trap - EXIT INT TERM
+    stop_agent
     stop_daemon
     rm -rf "$dir"
     exit "$status"
@@ -95,5 +129,17 @@ if [ -x "$BUILD/examples/digest_bench" ]; then
     "$BUILD/examples/digest_bench"
     echo
 fi
+
+echo "== sign: psm_key_sign against in-process OpenSSL and ssh-agent (same psmd)"
+set -- "${SIGN_P256_N:-5000}" "${SIGN_RSA_N:-2000}" "${SIGN_SECONDS:-2}"
+if have_agent; then
+    start_agent
+    SSH_AUTH_SOCK="$dir/ssh/agent" "$BENCH/sign-bench" "$@"
+    stop_agent
+else
+    echo "(no ssh-agent on PATH: its rows are skipped)"
+    SSH_AUTH_SOCK= "$BENCH/sign-bench" "$@"
+fi
+echo
 
 stop_daemon

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -215,4 +216,144 @@ void command_output(const char *command, char *out, size_t cap)
     n = strlen(out);
     if (n > 0 && out[n - 1] == '\n')
         out[n - 1] = '\0';
+}
+
+int command_run(const char *command, char *out, size_t cap)
+{
+    FILE *p = popen(command, "r");
+    size_t n = 0;
+    int c;
+    int status;
+
+    CHECK(p != NULL);
+    CHECK(cap > 0);
+    /* Read to the end even past cap, so the command never blocks on a full pipe. */
+    while ((c = fgetc(p)) != EOF) {
+        if (n + 1 < cap)
+            out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    status = pclose(p);
+    CHECK(status != -1);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+const char *pki_dir(void)
+{
+    static char dir[4096];
+    char command[8192];
+    char output[4096];
+    const char *script = getenv("PSM_TEST_PKI");
+
+    if (dir[0] != '\0')
+        return dir;
+    CHECK(script != NULL && script[0] != '\0');
+    CHECK((size_t)snprintf(dir, sizeof dir, "%s/pki", fixture_dir()) < sizeof dir);
+    CHECK((size_t)snprintf(command, sizeof command, "sh '%s' '%s' 2>&1", script, dir) <
+          sizeof command);
+    if (command_run(command, output, sizeof output) != 0) {
+        fprintf(stderr, "`%s` failed:\n%s\n", command, output);
+        CHECK(!"make-test-pki.sh succeeds");
+    }
+    return dir;
+}
+
+void pki_path(const char *name, char *out, size_t cap)
+{
+    CHECK((size_t)snprintf(out, cap, "%s/%s", pki_dir(), name) < cap);
+}
+
+uint8_t *pki_read(const char *name, size_t *len)
+{
+    char path[4096];
+    FILE *f;
+    uint8_t *buf;
+    long size;
+
+    pki_path(name, path, sizeof path);
+    f = fopen(path, "rb");
+    if (f == NULL)
+        perror(path);
+    CHECK(f != NULL);
+    CHECK_EQ(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    CHECK(size >= 0);
+    CHECK_EQ(fseek(f, 0, SEEK_SET), 0);
+    buf = malloc((size_t)size + 1); /* + 1: never malloc(0) */
+    CHECK(buf != NULL);
+    CHECK_EQ(fread(buf, 1, (size_t)size, f), size);
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+psm_cert *pki_import(psm_conn *conn, const char *name, const char *nickname, uint32_t trust)
+{
+    psm_cert *cert = NULL;
+    size_t len = 0;
+    uint8_t *data = pki_read(name, &len);
+    psm_result r = psm_cert_import(conn, data, len, nickname, trust, &cert);
+
+    if (r != PSM_OK)
+        fprintf(stderr, "importing %s\n", name);
+    CHECK_OK(r);
+    CHECK(cert != NULL);
+    free(data);
+    return cert;
+}
+
+psm_cert *cert_must_find(psm_conn *conn, const char *query)
+{
+    psm_cert *cert = NULL;
+    psm_result r = psm_cert_find(conn, query, &cert);
+
+    if (r != PSM_OK)
+        fprintf(stderr, "finding \"%s\"\n", query);
+    CHECK_OK(r);
+    CHECK(cert != NULL);
+    return cert;
+}
+
+uint32_t current_trust(psm_conn *conn, const psm_cert *cert)
+{
+    char query[80];
+    psm_cert *now;
+    uint32_t trust;
+
+    CHECK(strlen(psm_cert_sha256_hex(cert)) == 64);
+    snprintf(query, sizeof query, "sha256:%s", psm_cert_sha256_hex(cert));
+    now = cert_must_find(conn, query);
+    trust = psm_cert_trust(now);
+    psm_cert_free(now);
+    return trust;
+}
+
+size_t expect_verdict(psm_conn *conn, const psm_cert *cert, uint32_t usage, const char *name,
+                      int64_t at, psm_result expected, const char *detail_part)
+{
+    psm_verify_result *v = NULL;
+    psm_result status;
+    const char *detail;
+    size_t chain_len;
+
+    CHECK_OK(psm_cert_verify(conn, cert, usage, name, at, &v));
+    CHECK(v != NULL);
+    status = psm_verify_result_status(v);
+    detail = psm_verify_result_detail(v);
+    CHECK(detail != NULL && detail[0] != '\0');
+    if (status != expected || (detail_part != NULL && strstr(detail, detail_part) == NULL)) {
+        fprintf(stderr,
+                "verifying \"%s\" for usage %u, name %s, at %lld:\n"
+                "    status %s (expected %s)\n    detail \"%s\" (expected to contain \"%s\")\n",
+                psm_cert_nickname(cert), (unsigned)usage, name != NULL ? name : "(none)",
+                (long long)at, psm_result_str(status), psm_result_str(expected), detail,
+                detail_part != NULL ? detail_part : "");
+    }
+    CHECK_EQ(status, expected);
+    CHECK(detail_part == NULL || strstr(detail, detail_part) != NULL);
+    chain_len = psm_verify_result_chain_len(v);
+    CHECK(chain_len >= 1);
+    CHECK(psm_verify_result_chain_get(v, chain_len) == NULL);
+    psm_verify_result_free(v);
+    return chain_len;
 }

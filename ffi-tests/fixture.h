@@ -1,6 +1,7 @@
 /* fixture.h: what the C tests share beyond assertions: the environment
- * with-psmd.sh sets up, daemon status fields, test data and streaming.
- * Every helper fails the test (check.h) instead of returning an error. */
+ * with-psmd.sh sets up, daemon status fields, test data, streaming and the
+ * test PKI (make-test-pki.sh). Every helper fails the test (check.h)
+ * instead of returning an error. */
 
 #ifndef PSM_FIXTURE_H
 #define PSM_FIXTURE_H
@@ -51,5 +52,37 @@ void stream_digest_hex(psm_conn *conn, uint32_t alg, const uint8_t *buf, size_t 
 /* The first line a shell command (popen) prints, without its newline, into
  * out (cap bytes). Fails the test if the command exits non-zero. */
 void command_output(const char *command, char *out, size_t cap);
+
+/* Runs a shell command (popen), collecting all it prints on stdout (up to
+ * cap - 1 bytes, NUL-terminated) into out; returns its exit status, or -1
+ * if it did not exit normally. */
+int command_run(const char *command, char *out, size_t cap);
+
+/* Makes the test PKI of make-test-pki.sh ($PSM_TEST_PKI) in
+ * <fixture_dir>/pki on the first call and returns that directory. */
+const char *pki_dir(void);
+
+/* The path of a file of the test PKI ("server.pem") into out (cap bytes). */
+void pki_path(const char *name, char *out, size_t cap);
+
+/* The contents of a file of the test PKI, with one spare byte allocated
+ * after them (a test may append one); free() it. */
+uint8_t *pki_read(const char *name, size_t *len);
+
+/* Imports a file of the test PKI and returns the first certificate. */
+psm_cert *pki_import(psm_conn *conn, const char *name, const char *nickname, uint32_t trust);
+
+/* psm_cert_find that must succeed. */
+psm_cert *cert_must_find(psm_conn *conn, const char *query);
+
+/* The certificate's trust as psmd has it now (a fresh psm_cert_find by
+ * fingerprint: the handle itself is a snapshot). */
+uint32_t current_trust(psm_conn *conn, const psm_cert *cert);
+
+/* psm_cert_verify must return PSM_OK with a verdict of status `expected`
+ * whose detail contains `detail_part` (unless NULL); on a mismatch the
+ * verdict is printed before the test fails. Returns the chain length. */
+size_t expect_verdict(psm_conn *conn, const psm_cert *cert, uint32_t usage, const char *name,
+                      int64_t at, psm_result expected, const char *detail_part);
 
 #endif /* PSM_FIXTURE_H */
