@@ -1,7 +1,7 @@
 //! Certificates, trust and verification.
 
 use super::core::psm_conn;
-use super::{boundary, boundary_value, check_null, fail, fail_code, str_arg};
+use super::{boundary, boundary_value, check_null, fail, fail_code, input, str_arg};
 use crate::error::Code;
 use crate::proto::{self, CertInfo, CertUsage, Verification};
 use std::ffi::{CString, c_char};
@@ -127,9 +127,11 @@ pub unsafe extern "C" fn psm_cert_import(
 ) -> Code {
     boundary(|| {
         check_null!(conn, out);
-        if len > 0 {
-            check_null!(data);
-        }
+        // SAFETY: readable for `len` bytes per the contract.
+        let data = match unsafe { input(data, len, "data") } {
+            Ok(d) => d,
+            Err(c) => return c,
+        };
         let nickname = if nickname.is_null() {
             None
         } else {
@@ -139,8 +141,6 @@ pub unsafe extern "C" fn psm_cert_import(
                 Err(c) => return c,
             }
         };
-        // SAFETY: readable for `len` bytes per the contract (or empty).
-        let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
         // SAFETY: checked above.
         unsafe {
             cert_out(conn, out, |c| {
@@ -616,12 +616,10 @@ pub unsafe extern "C" fn psm_verify_result_free(v: *mut psm_verify_result) {
 pub unsafe extern "C" fn psm_crl_import(conn: *mut psm_conn, data: *const u8, len: usize) -> Code {
     boundary(|| {
         check_null!(conn);
-        if len > 0 {
-            check_null!(data);
-        }
-        // SAFETY: live, and readable per the contract (or empty).
-        let (client, data) = unsafe {
-            (&(*conn).client, if len == 0 { &[][..] } else { std::slice::from_raw_parts(data, len) })
+        // SAFETY: readable for `len` bytes per the contract; `conn` is live.
+        let (client, data) = match unsafe { input(data, len, "data") } {
+            Ok(d) => (unsafe { &(*conn).client }, d),
+            Err(c) => return c,
         };
         client.crl_import(data).map_or_else(fail, |()| Code::PSM_OK)
     })

@@ -1,7 +1,7 @@
 //! Crypto primitives and data-channel streams: random bytes, digests.
 
 use super::core::psm_conn;
-use super::{boundary, boundary_value, check_null, fail, fail_code, malloc_copy};
+use super::{boundary, boundary_value, check_null, fail, fail_code, input, malloc_copy};
 use crate::client::Stream;
 use crate::error::Code;
 use crate::proto::HashAlg;
@@ -78,9 +78,11 @@ pub unsafe extern "C" fn psm_digest(
 ) -> Code {
     boundary(|| {
         check_null!(conn, out, out_len);
-        if len > 0 {
-            check_null!(data);
-        }
+        // SAFETY: readable for `len` bytes per the contract.
+        let input = match unsafe { input(data, len, "data") } {
+            Ok(d) => d,
+            Err(c) => return c,
+        };
         let alg = match hash_alg(alg) {
             Ok(a) => a,
             Err(c) => return c,
@@ -91,8 +93,6 @@ pub unsafe extern "C" fn psm_digest(
                 &format!("digest needs {} bytes; out_cap is {out_cap}", alg.output_len()),
             );
         }
-        // SAFETY: readable for `len` bytes per the contract (or empty).
-        let input = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
         // SAFETY: non-NULL and live per the contract.
         let conn = unsafe { &*conn };
         match conn.client.digest(alg, input) {

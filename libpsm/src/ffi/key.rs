@@ -3,7 +3,7 @@
 
 use super::cert::psm_cert;
 use super::core::psm_conn;
-use super::{boundary, check_null, fail, fail_code, malloc_copy, str_arg};
+use super::{boundary, check_null, fail, fail_code, input, malloc_copy, str_arg};
 use crate::error::Code;
 use crate::proto::{KeyKind, SigKind};
 use std::ffi::c_char;
@@ -223,9 +223,11 @@ pub unsafe extern "C" fn psm_key_sign(
 ) -> Code {
     boundary(|| {
         check_null!(conn, cert, sig, sig_len);
-        if len > 0 {
-            check_null!(data);
-        }
+        // SAFETY: readable for `len` bytes per the contract.
+        let data = match unsafe { input(data, len, "data") } {
+            Ok(d) => d,
+            Err(c) => return c,
+        };
         let alg = match alg {
             PSM_SIG_ECDSA_SHA256 => SigKind::EcdsaSha256,
             PSM_SIG_ECDSA_SHA384 => SigKind::EcdsaSha384,
@@ -239,8 +241,6 @@ pub unsafe extern "C" fn psm_key_sign(
                 );
             }
         };
-        // SAFETY: readable per the contract (or empty).
-        let data = if len == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(data, len) } };
         // SAFETY: non-NULL and live.
         let (client, cert) = unsafe { (&(*conn).client, &*cert) };
         match client.key_sign(&cert.info.sha256_hex, alg, data) {
@@ -328,12 +328,11 @@ unsafe fn sdr(
     encrypt: bool,
 ) -> Code {
     check_null!(conn, out, out_len);
-    if len > 0 {
-        check_null!(data);
-    }
-    // SAFETY: readable per the caller's contract (or empty); conn live.
-    let (client, data) =
-        unsafe { (&(*conn).client, if len == 0 { &[][..] } else { std::slice::from_raw_parts(data, len) }) };
+    // SAFETY: readable for `len` bytes per the caller's contract; conn is live.
+    let (client, data) = match unsafe { input(data, len, "data") } {
+        Ok(d) => (unsafe { &(*conn).client }, d),
+        Err(c) => return c,
+    };
     let result = if encrypt { client.sdr_encrypt(data) } else { client.sdr_decrypt(data) };
     match result {
         // SAFETY: outputs checked above.

@@ -76,6 +76,22 @@ unsafe fn str_arg<'a>(p: *const c_char, what: &str) -> Result<&'a str, Code> {
         .map_err(|_| fail_code(Code::PSM_ERR_INVALID_ARGUMENT, &format!("{what} is not valid UTF-8")))
 }
 
+/// An input buffer argument: `len` bytes at `p`, where `p` may be NULL only
+/// when `len` is 0 (an empty input, not a missing one).
+///
+/// # Safety
+/// A non-NULL `p` is readable for `len` bytes.
+unsafe fn input<'a>(p: *const u8, len: usize, what: &str) -> Result<&'a [u8], Code> {
+    if len == 0 {
+        return Ok(&[]);
+    }
+    if p.is_null() {
+        return Err(fail_code(Code::PSM_ERR_NULL_PARAMETER, &format!("argument `{what}` is NULL")));
+    }
+    // SAFETY: per the function contract.
+    Ok(unsafe { std::slice::from_raw_parts(p, len) })
+}
+
 /// Copies `bytes` into a fresh `malloc` buffer for the caller (`psm_free`).
 fn malloc_copy(bytes: &[u8], nul: bool) -> Option<*mut u8> {
     let size = bytes.len() + usize::from(nul);
