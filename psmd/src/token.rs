@@ -31,6 +31,9 @@ pub struct TokenState {
     /// could be reused after a delete; a public key names one key only),
     /// dropped when the token locks for everyone (logout, idle, a password set).
     keys: Mutex<HashMap<[u8; 32], Arc<LoadedKey>>>,
+    /// The same keys by the SHA-256 of a certificate that uses them, so a
+    /// repeated signature needs no store lookup. `forget_cert` on delete.
+    signers: Mutex<HashMap<[u8; 32], Arc<LoadedKey>>>,
     /// The master key while the token has no password.
     open_master: Mutex<Option<Arc<TokenKey>>>,
     idle: Duration,
@@ -70,6 +73,7 @@ impl TokenState {
         Ok(TokenState {
             logins: Mutex::new(HashMap::new()),
             keys: Mutex::new(HashMap::new()),
+            signers: Mutex::new(HashMap::new()),
             open_master: Mutex::new(open_master),
             idle: IDLE_TIMEOUT,
         })
@@ -148,7 +152,28 @@ impl TokenState {
     fn forget_keys(&self) {
         if self.open().is_none() {
             self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+            self.signers.lock().unwrap_or_else(|p| p.into_inner()).clear();
         }
+    }
+
+    /// The parsed key of certificate `cert_sha256`, if it was used before
+    /// and `session` may use the token now.
+    pub fn cached_signer(&self, session: u64, cert_sha256: &[u8; 32]) -> Option<Arc<LoadedKey>> {
+        let key = self.signers.lock().unwrap_or_else(|p| p.into_inner()).get(cert_sha256).cloned()?;
+        self.master(session).ok().map(|_| key)
+    }
+
+    pub fn remember_signer(&self, cert_sha256: &[u8; 32], key: Arc<LoadedKey>) {
+        let mut signers = self.signers.lock().unwrap_or_else(|p| p.into_inner());
+        if signers.len() >= MAX_CACHED_KEYS {
+            signers.clear();
+        }
+        signers.insert(*cert_sha256, key);
+    }
+
+    /// A certificate was deleted: it no longer names a key.
+    pub fn forget_cert(&self, cert_sha256: &[u8; 32]) {
+        self.signers.lock().unwrap_or_else(|p| p.into_inner()).remove(cert_sha256);
     }
 
     /// Re-wraps the master key under `new` (empty: no password) in one

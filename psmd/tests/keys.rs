@@ -60,6 +60,14 @@ fn generated_key_signs_a_csr_binds_its_certificate_and_signs_data() {
     let err = c.key_sign(&info.sha256_hex, SigKind::RsaPssSha256, b"m").unwrap_err();
     assert_eq!(err.code, Code::PSM_ERR_INVALID_ARGUMENT, "{err}");
 
+    // Deleting the certificate ends its signing at once, cached key or not.
+    let again = c.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"cached").unwrap();
+    assert!(verify_sig(&cert, MessageDigest::sha256(), b"cached", &again));
+    c.cert_delete(&info.sha256_hex, true).unwrap();
+    assert_eq!(c.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap_err().code, Code::PSM_ERR_NOT_FOUND);
+    let back = c.cert_import(&cert.to_der().unwrap(), None, 0).unwrap().remove(0);
+    assert!(!back.has_private_key, "the key went with the certificate");
+
     // A certificate without a key in psm cannot sign.
     let other = c.cert_import(&root.der(), None, 0).unwrap().remove(0);
     assert_eq!(

@@ -51,8 +51,11 @@ pub fn change_trust(shared: &Shared, sha256_hex: String, set: u32, clear: u32) -
 }
 
 pub fn delete(shared: &Shared, sha256_hex: String, with_key: bool) -> Outcome {
+    let token = shared.token.clone();
     with_store(shared, move |store| {
-        store.delete(&crate::store::parse_fingerprint(&sha256_hex)?, with_key)?;
+        let fp = crate::store::parse_fingerprint(&sha256_hex)?;
+        store.delete(&fp, with_key)?;
+        token.forget_cert(&fp);
         Ok(Reply::Done)
     })
 }

@@ -285,6 +285,12 @@ impl LoadedKey {
     pub fn sign(&self, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
         sign_with(&self.0, alg, data)
     }
+
+    /// Whether a signature takes tens of microseconds (EC, Ed25519) rather
+    /// than hundreds or more (RSA), so it may run on the event loop.
+    pub fn signs_fast(&self) -> bool {
+        matches!(self.0.id(), Id::EC | Id::ED25519)
+    }
 }
 
 fn sign_with(pkey: &PKey<Private>, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
