@@ -1,5 +1,6 @@
 /* psm-certutil: list, show, import, trust, delete and verify the
- * certificates in psmd's store, and import CRLs.
+ * certificates in psmd's store, and import CRLs; generate keys, sign with
+ * them, move them in and out as PKCS#12, and set the token password.
  *
  *   $ psm-certutil import root.pem --trust ca-tls,ca-email
  *   imported "Example Root" (sha256:3c0a...)
@@ -8,11 +9,14 @@
  *   Example Root                     C,C,        2049-12-31  -
  *   $ psm-certutil verify www.example.com --usage tls-server --name www.example.com
  *   VALID: valid for TLS server authentication as www.example.com; path: ...
+ *   $ psm-certutil keygen --type p256 --subject "CN=Alice,O=Example" --out alice.csr
+ *   $ psm-certutil --password-file pw.txt sign Alice --alg ecdsa-sha256 --in doc --out doc.sig
  *
  * NAME is anything psm_cert_find accepts: a nickname, an email address or
  * sha256:<hex>. Run with -h for every command. Each command is a function
- * in the table at the bottom; it parses its own arguments, connects, and
- * returns the exit status.
+ * in the table at the bottom; it parses its own arguments, connects (and
+ * logs in to the token, given a password before the command), and returns
+ * the exit status.
  */
 
 #define _POSIX_C_SOURCE 200809L
@@ -20,11 +24,14 @@
 #include <psm.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Exit statuses: success (and, for verify, a valid certificate), failure
  * (including an invalid certificate), and a command line we do not understand. */
@@ -36,7 +43,13 @@
  * of big public CAs stay well below it. */
 #define MAX_INPUT_SIZE (64 * 1024 * 1024)
 
+/* Longest password --password-file reads (its first line). */
+#define MAX_PASSWORD 1024
+
 static const char *prog = "psm-certutil";
+
+/* The token password given before the command: open_conn logs in with it. */
+static const char *token_password = NULL;
 
 /* "psm-certutil: WHAT [\"ARG\"] failed: <result>: <detail>" */
 static void report(const char *what, const char *arg, psm_result r)
@@ -52,12 +65,25 @@ static void report(const char *what, const char *arg, psm_result r)
     fprintf(stderr, "%s%s\n", detail[0] != '\0' ? ": " : "", detail);
 }
 
+/* Connects, and logs in to the token when a password came before the
+ * command: a login lasts as long as the connection, so it has to happen
+ * in the same process as the command that needs it. */
 static psm_result open_conn(psm_conn **conn)
 {
     psm_result r = psm_connect(prog, PSM_CONNECT_NO_DIALOGS, conn);
 
-    if (r != PSM_OK)
+    if (r != PSM_OK) {
         report("connecting to psmd", NULL, r);
+        return r;
+    }
+    if (token_password != NULL) {
+        r = psm_token_login(*conn, token_password);
+        if (r != PSM_OK) {
+            report("logging in to the token", NULL, r);
+            psm_conn_free(*conn);
+            *conn = NULL;
+        }
+    }
     return r;
 }
 
@@ -130,6 +156,117 @@ fail:
     free(buf);
     fclose(f);
     return NULL;
+}
+
+/* Writes len bytes to path (created or truncated); a file left
+ * half-written is removed. A `private_file` is readable by its owner only,
+ * even if it existed with a wider mode. Returns 0, or -1 after printing why not. */
+static int write_file(const char *path, const unsigned char *data, size_t len, int private_file)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, private_file ? 0600 : 0644);
+    size_t done = 0;
+
+    if (fd < 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    if (private_file && fchmod(fd, 0600) != 0) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    while (done < len) {
+        ssize_t n = write(fd, data + done, len - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        done += (size_t)n;
+    }
+    if (done < len || close(fd) != 0) {
+        fprintf(stderr, "%s: writing %s: %s\n", prog, path, strerror(errno));
+        if (done < len)
+            close(fd);
+        unlink(path);
+        return -1;
+    }
+    return 0;
+}
+
+/* DER as PEM ("-----BEGIN label-----", base64 in lines of 64, "-----END
+ * label-----") in a malloc'd string; NULL if out of memory. */
+static char *pem_encode(const char *label, const uint8_t *der, size_t len)
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t chars = (len + 2) / 3 * 4;
+    char *pem = malloc(chars + chars / 64 + 2 * strlen(label) + 64);
+    char *p = pem;
+    size_t i;
+
+    if (pem == NULL)
+        return NULL;
+    p += sprintf(p, "-----BEGIN %s-----\n", label);
+    for (i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)der[i] << 16;
+        if (i + 1 < len)
+            v |= (uint32_t)der[i + 1] << 8;
+        if (i + 2 < len)
+            v |= der[i + 2];
+        *p++ = b64[v >> 18 & 63];
+        *p++ = b64[v >> 12 & 63];
+        *p++ = i + 1 < len ? b64[v >> 6 & 63] : '=';
+        *p++ = i + 2 < len ? b64[v & 63] : '=';
+        if ((i / 3 + 1) % 16 == 0 || i + 3 >= len)
+            *p++ = '\n'; /* 16 groups of 4: 64 characters a line */
+    }
+    sprintf(p, "-----END %s-----\n", label);
+    return pem;
+}
+
+/* The first line of path (without its line end) into buf, which has room
+ * for MAX_PASSWORD + 2 bytes. Returns 0, or -1 after printing why not. */
+static int read_password_file(const char *path, char *buf)
+{
+    FILE *f = fopen(path, "r");
+    size_t n;
+
+    if (f == NULL) {
+        fprintf(stderr, "%s: %s: %s\n", prog, path, strerror(errno));
+        return -1;
+    }
+    if (fgets(buf, MAX_PASSWORD + 2, f) == NULL)
+        buf[0] = '\0'; /* an empty file: the empty password */
+    fclose(f);
+    n = strcspn(buf, "\r\n");
+    if (n > MAX_PASSWORD) {
+        fprintf(stderr, "%s: %s: the password is longer than %d bytes\n", prog, path, MAX_PASSWORD);
+        return -1;
+    }
+    buf[n] = '\0';
+    return 0;
+}
+
+/* Takes `option PASSWORD` or `option-file FILE` at argv[*a] (advancing *a
+ * past it): 1 with the password in *pw (read into buf, MAX_PASSWORD + 2
+ * bytes, from a file), 0 if argv[*a] is neither, -1 after printing what is
+ * wrong. */
+static int password_option(const char *option, int argc, char **argv, int *a, char *buf,
+                           const char **pw)
+{
+    size_t len = strlen(option);
+
+    if (strcmp(argv[*a], option) == 0 && *a + 1 < argc) {
+        *pw = argv[++*a];
+        return 1;
+    }
+    if (strncmp(argv[*a], option, len) == 0 && strcmp(argv[*a] + len, "-file") == 0 &&
+        *a + 1 < argc) {
+        if (read_password_file(argv[++*a], buf) != 0)
+            return -1;
+        *pw = buf;
+        return 1;
+    }
+    return 0;
 }
 
 /* Trust bits by the words of --trust and the trust command. */
@@ -609,8 +746,370 @@ cleanup:
     return status;
 }
 
-/* The commands. Key and PKCS#12 commands (keygen, p12-import, p12-export)
- * join here as psm.h grows them: a row and a function. */
+/* Key types by the words of keygen --type. */
+static const struct {
+    const char *word;
+    uint32_t type;
+    const char *name;
+} key_types[] = {
+    {"p256", PSM_KEY_EC_P256, "P-256"},        {"p384", PSM_KEY_EC_P384, "P-384"},
+    {"ed25519", PSM_KEY_ED25519, "Ed25519"},   {"rsa2048", PSM_KEY_RSA_2048, "RSA-2048"},
+    {"rsa3072", PSM_KEY_RSA_3072, "RSA-3072"}, {"rsa4096", PSM_KEY_RSA_4096, "RSA-4096"},
+};
+
+/* Signature algorithms by the words of sign --alg. */
+static const struct {
+    const char *word;
+    uint32_t alg;
+} sig_algs[] = {
+    {"ecdsa-sha256", PSM_SIG_ECDSA_SHA256},
+    {"ecdsa-sha384", PSM_SIG_ECDSA_SHA384},
+    {"ed25519", PSM_SIG_ED25519},
+    {"rsa-pkcs1-sha256", PSM_SIG_RSA_PKCS1_SHA256},
+    {"rsa-pss-sha256", PSM_SIG_RSA_PSS_SHA256},
+};
+
+/* Most --san options keygen takes. */
+#define MAX_SANS 64
+
+static int cmd_keygen(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    const char *sans[MAX_SANS];
+    size_t n_sans = 0;
+    const char *subject = NULL;
+    const char *nickname = NULL;
+    const char *out = NULL;
+    uint8_t *csr = NULL;
+    size_t csr_len = 0;
+    char *pem = NULL;
+    int type = -1;
+    int status = EXIT_FAILED;
+    size_t i;
+    int a;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        if (strcmp(argv[a], "--type") == 0 && a + 1 < argc) {
+            a++;
+            for (i = 0; i < sizeof key_types / sizeof key_types[0]; i++) {
+                if (strcmp(argv[a], key_types[i].word) == 0)
+                    type = (int)i;
+            }
+            if (type < 0)
+                return usage_error("keygen: unknown key type", argv[a]);
+        } else if (strcmp(argv[a], "--subject") == 0 && a + 1 < argc) {
+            subject = argv[++a];
+        } else if (strcmp(argv[a], "--san") == 0 && a + 1 < argc) {
+            if (n_sans == MAX_SANS)
+                return usage_error("keygen: too many --san options", NULL);
+            sans[n_sans++] = argv[++a];
+        } else if (strcmp(argv[a], "--nickname") == 0 && a + 1 < argc) {
+            nickname = argv[++a];
+        } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
+            out = argv[++a];
+        } else {
+            return usage_error("keygen: unexpected argument", argv[a]);
+        }
+    }
+    if (type < 0 || subject == NULL || out == NULL)
+        return usage_error("keygen: expected --type TYPE --subject DN --out FILE", NULL);
+
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    /* The private key stays in psmd; what comes back is the request to
+     * send to a CA. Importing the certificate it issues binds the two. */
+    r = psm_key_generate_with_sans(conn, key_types[type].type, subject, sans, n_sans, nickname,
+                                   &csr, &csr_len);
+    if (r != PSM_OK) {
+        report("generating a key for", subject, r);
+        goto cleanup;
+    }
+    pem = pem_encode("CERTIFICATE REQUEST", csr, csr_len);
+    if (pem == NULL) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        goto cleanup;
+    }
+    if (write_file(out, (const unsigned char *)pem, strlen(pem), 0) != 0)
+        goto cleanup;
+    printf("generated a new %s key; the certificate request for \"%s\" is in %s\n",
+           key_types[type].name, subject, out);
+    status = EXIT_OK;
+
+cleanup:
+    free(pem);
+    psm_free(csr);
+    psm_conn_free(conn);
+    return status;
+}
+
+static int cmd_import_p12(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    psm_cert *cert = NULL;
+    unsigned char *data = NULL;
+    size_t len = 0;
+    const char *file = NULL;
+    const char *password = NULL;
+    char password_buf[MAX_PASSWORD + 2];
+    int status = EXIT_FAILED;
+    int a;
+    int got;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        got = password_option("--password", argc, argv, &a, password_buf, &password);
+        if (got < 0)
+            return EXIT_FAILED;
+        if (got > 0)
+            continue;
+        if (argv[a][0] != '-' && file == NULL)
+            file = argv[a];
+        else
+            return usage_error("import-p12: unexpected argument", argv[a]);
+    }
+    if (file == NULL)
+        return usage_error("import-p12: expected a FILE", NULL);
+
+    data = read_file(file, &len);
+    if (data == NULL)
+        goto cleanup;
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    /* NULL would mean "ask the user", which psm cannot do yet. */
+    r = psm_pkcs12_import(conn, data, len, password, &cert);
+    if (r != PSM_OK) {
+        report("importing", file, r);
+        goto cleanup;
+    }
+    printf("imported \"%s\" (sha256:%s)%s\n", psm_cert_nickname(cert), psm_cert_sha256_hex(cert),
+           psm_cert_has_private_key(cert) ? " with its private key" : "");
+    status = EXIT_OK;
+
+cleanup:
+    psm_cert_free(cert);
+    psm_conn_free(conn);
+    free(data);
+    return status;
+}
+
+static int cmd_export_p12(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    psm_cert *cert = NULL;
+    uint8_t *p12 = NULL;
+    size_t len = 0;
+    const char *name = NULL;
+    const char *out = NULL;
+    const char *password = NULL;
+    char password_buf[MAX_PASSWORD + 2];
+    int status = EXIT_FAILED;
+    int a;
+    int got;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        got = password_option("--password", argc, argv, &a, password_buf, &password);
+        if (got < 0)
+            return EXIT_FAILED;
+        if (got > 0)
+            continue;
+        if (strcmp(argv[a], "--out") == 0 && a + 1 < argc)
+            out = argv[++a];
+        else if (argv[a][0] != '-' && name == NULL)
+            name = argv[a];
+        else
+            return usage_error("export-p12: unexpected argument", argv[a]);
+    }
+    if (name == NULL || out == NULL)
+        return usage_error("export-p12: expected NAME --out FILE", NULL);
+
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    if (find(conn, name, &cert) != PSM_OK)
+        goto cleanup;
+    r = psm_pkcs12_export(conn, cert, password, &p12, &len);
+    if (r != PSM_OK) {
+        report("exporting", name, r);
+        goto cleanup;
+    }
+    /* The file holds the private key: readable by its owner only. */
+    if (write_file(out, p12, len, 1) != 0)
+        goto cleanup;
+    printf("exported \"%s\" and its private key to %s\n", psm_cert_nickname(cert), out);
+    status = EXIT_OK;
+
+cleanup:
+    psm_free(p12);
+    psm_cert_free(cert);
+    psm_conn_free(conn);
+    return status;
+}
+
+static int cmd_login(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    const char *password = NULL;
+    char password_buf[MAX_PASSWORD + 2];
+    int status = EXIT_FAILED;
+    int a;
+    int got;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        got = password_option("--password", argc, argv, &a, password_buf, &password);
+        if (got < 0)
+            return EXIT_FAILED;
+        if (got == 0)
+            return usage_error("login: unexpected argument", argv[a]);
+    }
+    if (password == NULL)
+        password = token_password;
+
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    /* Without a password, a login succeeds only for a token that has none
+     * (which any password would unlock): ask that first. */
+    r = psm_token_login(conn, NULL);
+    if (r == PSM_OK) {
+        printf("the token has no password: it is always unlocked\n");
+        status = EXIT_OK;
+        goto cleanup;
+    }
+    if (r != PSM_ERR_LOGIN_REQUIRED || password == NULL) {
+        report("logging in to the token", NULL, r);
+        goto cleanup;
+    }
+    r = psm_token_login(conn, password);
+    if (r != PSM_OK) {
+        report("logging in to the token", NULL, r);
+        goto cleanup;
+    }
+    printf("logged in to the token (until %s exits)\n", prog);
+    status = EXIT_OK;
+
+cleanup:
+    psm_conn_free(conn);
+    return status;
+}
+
+static int cmd_passwd(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    const char *old_pw = NULL;
+    const char *new_pw = NULL;
+    char old_buf[MAX_PASSWORD + 2];
+    char new_buf[MAX_PASSWORD + 2];
+    int status = EXIT_FAILED;
+    int a;
+    int got;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        got = password_option("--old", argc, argv, &a, old_buf, &old_pw);
+        if (got == 0)
+            got = password_option("--new", argc, argv, &a, new_buf, &new_pw);
+        if (got < 0)
+            return EXIT_FAILED;
+        if (got == 0)
+            return usage_error("passwd: unexpected argument", argv[a]);
+    }
+    /* psm could ask for a new password itself one day; this tool has no
+     * dialogs (PSM_CONNECT_NO_DIALOGS), so it must be given. */
+    if (new_pw == NULL)
+        return usage_error("passwd: expected --new PASSWORD or --new-file FILE", NULL);
+    if (old_pw == NULL)
+        old_pw = token_password;
+
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    /* One atomic step: afterwards the old password or the new one works,
+     * never neither. A wrong old password costs a second. */
+    r = psm_token_set_password(conn, old_pw, new_pw);
+    if (r != PSM_OK) {
+        report("changing the token password", NULL, r);
+        if (r == PSM_ERR_LOGIN_REQUIRED && old_pw == NULL)
+            fprintf(stderr, "%s: the token has a password: give it with --old or --old-file\n",
+                    prog);
+        goto cleanup;
+    }
+    if (new_pw[0] == '\0')
+        printf("the token password is removed: the token is always unlocked\n");
+    else
+        printf("the token password is %s\n", old_pw != NULL ? "changed" : "set");
+    status = EXIT_OK;
+
+cleanup:
+    psm_conn_free(conn);
+    return status;
+}
+
+static int cmd_sign(int argc, char **argv)
+{
+    psm_conn *conn = NULL;
+    psm_cert *cert = NULL;
+    unsigned char *data = NULL;
+    size_t len = 0;
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    const char *name = NULL;
+    const char *in = NULL;
+    const char *out = NULL;
+    uint32_t alg = 0;
+    int status = EXIT_FAILED;
+    size_t i;
+    int a;
+    psm_result r;
+
+    for (a = 0; a < argc; a++) {
+        if (strcmp(argv[a], "--alg") == 0 && a + 1 < argc) {
+            a++;
+            for (i = 0; i < sizeof sig_algs / sizeof sig_algs[0]; i++) {
+                if (strcmp(argv[a], sig_algs[i].word) == 0)
+                    alg = sig_algs[i].alg;
+            }
+            if (alg == 0)
+                return usage_error("sign: unknown signature algorithm", argv[a]);
+        } else if (strcmp(argv[a], "--in") == 0 && a + 1 < argc) {
+            in = argv[++a];
+        } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
+            out = argv[++a];
+        } else if (argv[a][0] != '-' && name == NULL) {
+            name = argv[a];
+        } else {
+            return usage_error("sign: unexpected argument", argv[a]);
+        }
+    }
+    if (name == NULL || alg == 0 || in == NULL || out == NULL)
+        return usage_error("sign: expected NAME --alg ALG --in FILE --out SIG", NULL);
+
+    data = read_file(in, &len);
+    if (data == NULL)
+        goto cleanup;
+    if (open_conn(&conn) != PSM_OK)
+        goto cleanup;
+    if (find(conn, name, &cert) != PSM_OK)
+        goto cleanup;
+    /* The private key never leaves psmd: the data goes there instead. */
+    r = psm_key_sign(conn, cert, alg, data, len, &sig, &sig_len);
+    if (r != PSM_OK) {
+        report("signing with", name, r);
+        goto cleanup;
+    }
+    if (write_file(out, sig, sig_len, 0) != 0)
+        goto cleanup;
+    printf("signed %s with \"%s\": %zu bytes in %s\n", in, psm_cert_nickname(cert), sig_len, out);
+    status = EXIT_OK;
+
+cleanup:
+    psm_free(sig);
+    psm_cert_free(cert);
+    psm_conn_free(conn);
+    free(data);
+    return status;
+}
+
+/* The commands: a row and a function each. */
 static const struct command {
     const char *name;
     const char *args;
@@ -628,6 +1127,20 @@ static const struct command {
     {"verify", "NAME --usage USAGE [--name HOST_OR_EMAIL] [--at UNIXTIME]",
      "check a certificate; exit status 0 only when valid", cmd_verify},
     {"crl-import", "FILE", "a CRL (DER or PEM), checked by later verifications", cmd_crl_import},
+    {"keygen", "--type TYPE --subject DN [--san SAN]... [--nickname N] --out CSR",
+     "a private key in psmd and its certificate request (PEM); import the issued\n"
+     "      certificate to bind it (its nickname: N)",
+     cmd_keygen},
+    {"import-p12", "FILE [--password PW | --password-file F]",
+     "a private key and its certificates from PKCS#12 (.p12/.pfx)", cmd_import_p12},
+    {"export-p12", "NAME --out FILE [--password PW | --password-file F]",
+     "a certificate and its private key as PKCS#12 (file mode 0600)", cmd_export_p12},
+    {"login", "[--password PW | --password-file F]",
+     "check the token password (a login lasts only as long as this process)", cmd_login},
+    {"passwd", "[--old PW | --old-file F] (--new PW | --new-file F)",
+     "set, change or (--new \"\") remove the token password", cmd_passwd},
+    {"sign", "NAME --alg ALG --in FILE --out SIG",
+     "sign FILE with the private key of NAME; the raw signature goes to SIG", cmd_sign},
 };
 
 #define COMMANDS (sizeof commands / sizeof commands[0])
@@ -636,7 +1149,13 @@ static void print_usage(FILE *out)
 {
     size_t i;
 
-    fprintf(out, "usage: %s COMMAND [ARG...]\n\ncommands:\n", prog);
+    fprintf(out,
+            "usage: %s COMMAND [ARG...]\n"
+            "       %s --password PW | --password-file F COMMAND [ARG...]\n\n"
+            "A password before the command logs in to the token first (a login lasts\n"
+            "as long as this process): needed for key commands once the token has one.\n\n"
+            "commands:\n",
+            prog, prog);
     for (i = 0; i < COMMANDS; i++)
         fprintf(out, "  %s %s\n      %s\n", commands[i].name, commands[i].args, commands[i].help);
     fprintf(out, "\n"
@@ -645,27 +1164,49 @@ static void print_usage(FILE *out)
                  "       peer-tls, peer-email, distrust; or none\n"
                  "USAGE  tls-server, tls-client, email-signer, email-recipient, code-signing\n"
                  "TRUST  as NSS certutil shows it, \"SSL,S/MIME,code\": C trusted CA,\n"
-                 "       T trusted client CA, P trusted peer, p distrusted, u private key\n");
+                 "       T trusted client CA, P trusted peer, p distrusted, u private key\n"
+                 "TYPE   p256, p384, ed25519, rsa2048, rsa3072, rsa4096\n"
+                 "DN     most significant last: \"CN=Alice,O=Example,C=DE\"\n"
+                 "SAN    dns:NAME, ip:ADDRESS or email:ADDRESS\n"
+                 "ALG    ecdsa-sha256, ecdsa-sha384 (EC keys), ed25519,\n"
+                 "       rsa-pkcs1-sha256, rsa-pss-sha256 (RSA keys)\n"
+                 "PW     passwords on the command line are visible to other users of this\n"
+                 "       machine (ps, /proc): use them for tests only; --password-file F,\n"
+                 "       --old-file F and --new-file F read the first line of F instead\n");
 }
 
 int main(int argc, char **argv)
 {
+    static char password_buf[MAX_PASSWORD + 2];
     size_t i;
+    int a = 1;
+    int got;
     int status;
 
-    if (argc < 2 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
-        strcmp(argv[1], "help") == 0) {
-        print_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    /* Options before the command: the token password. */
+    while (a < argc && argv[a][0] == '-' && strcmp(argv[a], "-h") != 0 &&
+           strcmp(argv[a], "--help") != 0) {
+        got = password_option("--password", argc, argv, &a, password_buf, &token_password);
+        if (got < 0)
+            return EXIT_FAILED;
+        if (got == 0)
+            return usage_error(
+                a + 1 < argc ? "unknown option" : "unknown option, or no value after it", argv[a]);
+        a++;
+    }
+    if (a >= argc || strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0 ||
+        strcmp(argv[a], "help") == 0) {
+        print_usage(a >= argc ? stderr : stdout);
+        return a >= argc ? EXIT_USAGE : EXIT_OK;
     }
     for (i = 0; i < COMMANDS; i++) {
-        if (strcmp(argv[1], commands[i].name) == 0)
+        if (strcmp(argv[a], commands[i].name) == 0)
             break;
     }
     if (i == COMMANDS)
-        return usage_error("unknown command", argv[1]);
+        return usage_error("unknown command", argv[a]);
 
-    status = commands[i].run(argc - 2, argv + 2);
+    status = commands[i].run(argc - a - 1, argv + a + 1);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "%s: writing to stdout: %s\n", prog, strerror(errno));
         status = EXIT_FAILED;

@@ -31,6 +31,43 @@ const char *fixture_dir(void)
     return d;
 }
 
+void fixture_path(const char *name, char *out, size_t cap)
+{
+    CHECK((size_t)snprintf(out, cap, "%s/%s", fixture_dir(), name) < cap);
+}
+
+uint8_t *file_read(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    uint8_t *buf;
+    long size;
+
+    if (f == NULL)
+        perror(path);
+    CHECK(f != NULL);
+    CHECK_EQ(fseek(f, 0, SEEK_END), 0);
+    size = ftell(f);
+    CHECK(size >= 0);
+    CHECK_EQ(fseek(f, 0, SEEK_SET), 0);
+    buf = malloc((size_t)size + 1); /* + 1: never malloc(0) */
+    CHECK(buf != NULL);
+    CHECK_EQ(fread(buf, 1, (size_t)size, f), size);
+    fclose(f);
+    *len = (size_t)size;
+    return buf;
+}
+
+void file_write(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+
+    if (f == NULL)
+        perror(path);
+    CHECK(f != NULL);
+    CHECK_EQ(fwrite(data, 1, len, f), len);
+    CHECK_EQ(fclose(f), 0);
+}
+
 static long read_pid_file(const char *path)
 {
     FILE *f = fopen(path, "r");
@@ -266,25 +303,9 @@ void pki_path(const char *name, char *out, size_t cap)
 uint8_t *pki_read(const char *name, size_t *len)
 {
     char path[4096];
-    FILE *f;
-    uint8_t *buf;
-    long size;
 
     pki_path(name, path, sizeof path);
-    f = fopen(path, "rb");
-    if (f == NULL)
-        perror(path);
-    CHECK(f != NULL);
-    CHECK_EQ(fseek(f, 0, SEEK_END), 0);
-    size = ftell(f);
-    CHECK(size >= 0);
-    CHECK_EQ(fseek(f, 0, SEEK_SET), 0);
-    buf = malloc((size_t)size + 1); /* + 1: never malloc(0) */
-    CHECK(buf != NULL);
-    CHECK_EQ(fread(buf, 1, (size_t)size, f), size);
-    fclose(f);
-    *len = (size_t)size;
-    return buf;
+    return file_read(path, len);
 }
 
 psm_cert *pki_import(psm_conn *conn, const char *name, const char *nickname, uint32_t trust)
@@ -356,4 +377,145 @@ size_t expect_verdict(psm_conn *conn, const psm_cert *cert, uint32_t usage, cons
     CHECK(psm_verify_result_chain_get(v, chain_len) == NULL);
     psm_verify_result_free(v);
     return chain_len;
+}
+
+/* Runs a shell command that must succeed; on failure prints what it said. */
+static void command_must_succeed(const char *command)
+{
+    char output[4096];
+
+    if (command_run(command, output, sizeof output) != 0) {
+        fprintf(stderr, "`%s` failed:\n%s\n", command, output);
+        CHECK(!"the command succeeds");
+    }
+}
+
+psm_cert *issue_for_csr(psm_conn *conn, const uint8_t *csr, size_t csr_len, const char *name)
+{
+    char der_path[4096];
+    char pem_path[4096];
+    char base[4096];
+    char root[4096];
+    char command[16384];
+    char file[256];
+    uint8_t *pem;
+    size_t pem_len = 0;
+    psm_cert *cert = NULL;
+
+    CHECK((size_t)snprintf(file, sizeof file, "%s.csr.der", name) < sizeof file);
+    fixture_path(file, der_path, sizeof der_path);
+    fixture_path(name, base, sizeof base);
+    pki_path("root", root, sizeof root);
+    file_write(der_path, csr, csr_len);
+    CHECK((size_t)snprintf(command, sizeof command,
+                           "openssl req -inform DER -in '%s' -out '%s.csr.pem' 2>&1 && "
+                           "openssl x509 -req -in '%s.csr.pem' -CA '%s.pem' -CAkey '%s.key' "
+                           "-CAserial '%s/serial' -CAcreateserial -days 365 "
+                           "-copy_extensions copy -out '%s.pem' 2>&1",
+                           der_path, base, base, root, root, fixture_dir(), base) < sizeof command);
+    command_must_succeed(command);
+
+    issued_pem_path(name, pem_path, sizeof pem_path);
+    pem = file_read(pem_path, &pem_len);
+    CHECK_OK(psm_cert_import(conn, pem, pem_len, NULL, 0, &cert));
+    CHECK(cert != NULL);
+    free(pem);
+    return cert;
+}
+
+void issued_pem_path(const char *name, char *out, size_t cap)
+{
+    CHECK((size_t)snprintf(out, cap, "%s/%s.pem", fixture_dir(), name) < cap);
+}
+
+psm_cert *generate_and_issue(psm_conn *conn, uint32_t key_type, const char *name,
+                             const char *nickname)
+{
+    char subject[256];
+    uint8_t *csr = NULL;
+    size_t csr_len = 0;
+    psm_cert *cert;
+
+    CHECK((size_t)snprintf(subject, sizeof subject, "CN=%s,O=PSM Tests", name) < sizeof subject);
+    CHECK_OK(psm_key_generate(conn, key_type, subject, nickname, &csr, &csr_len));
+    CHECK(csr != NULL && csr_len > 0);
+    cert = issue_for_csr(conn, csr, csr_len, name);
+    psm_free(csr);
+    CHECK_EQ(psm_cert_has_private_key(cert), 1);
+    return cert;
+}
+
+int openssl_verifies(const char *cert_pem, uint32_t alg, const uint8_t *data, size_t len,
+                     const uint8_t *sig, size_t sig_len)
+{
+    char data_path[4096];
+    char sig_path[4096];
+    char pub_path[4096];
+    char command[16384];
+    char output[4096];
+    const char *how;
+    int status;
+
+    fixture_path("verify.data", data_path, sizeof data_path);
+    fixture_path("verify.sig", sig_path, sizeof sig_path);
+    fixture_path("verify.pub", pub_path, sizeof pub_path);
+    file_write(data_path, data, len);
+    file_write(sig_path, sig, sig_len);
+    switch (alg) {
+    case PSM_SIG_ECDSA_SHA256:
+    case PSM_SIG_RSA_PKCS1_SHA256:
+        how = "dgst -sha256";
+        break;
+    case PSM_SIG_ECDSA_SHA384:
+        how = "dgst -sha384";
+        break;
+    case PSM_SIG_RSA_PSS_SHA256:
+        /* The salt length psm.h promises, not openssl's "whatever it is". */
+        how = "dgst -sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:32 "
+              "-sigopt rsa_mgf1_md:sha256";
+        break;
+    case PSM_SIG_ED25519:
+        how = "pkeyutl -rawin";
+        break;
+    default:
+        CHECK(!"a known PSM_SIG_* algorithm");
+        return 0;
+    }
+    if (alg == PSM_SIG_ED25519)
+        CHECK((size_t)snprintf(command, sizeof command,
+                               "openssl x509 -in '%s' -pubkey -noout > '%s' && openssl %s -verify "
+                               "-pubin -inkey '%s' -sigfile '%s' -in '%s' 2>&1",
+                               cert_pem, pub_path, how, pub_path, sig_path,
+                               data_path) < sizeof command);
+    else
+        CHECK((size_t)snprintf(command, sizeof command,
+                               "openssl x509 -in '%s' -pubkey -noout > '%s' && openssl %s -verify "
+                               "'%s' -signature '%s' '%s' 2>&1",
+                               cert_pem, pub_path, how, pub_path, sig_path,
+                               data_path) < sizeof command);
+    status = command_run(command, output, sizeof output);
+    if (status != 0)
+        fprintf(stderr, "`%s` (exit %d):\n%s\n", command, status, output);
+    return status == 0;
+}
+
+void sign_and_verify(psm_conn *conn, const psm_cert *cert, const char *cert_pem, uint32_t alg,
+                     const uint8_t *data, size_t len)
+{
+    uint8_t *sig = NULL;
+    size_t sig_len = 0;
+    psm_result r = psm_key_sign(conn, cert, alg, data, len, &sig, &sig_len);
+    int verified;
+
+    if (r != PSM_OK)
+        fprintf(stderr, "signing with \"%s\", algorithm %u\n", psm_cert_nickname(cert),
+                (unsigned)alg);
+    CHECK_OK(r);
+    CHECK(sig != NULL && sig_len > 0);
+    verified = openssl_verifies(cert_pem, alg, data, len, sig, sig_len);
+    if (!verified)
+        fprintf(stderr, "openssl rejects the signature by \"%s\", algorithm %u\n",
+                psm_cert_nickname(cert), (unsigned)alg);
+    CHECK(verified);
+    psm_free(sig);
 }

@@ -18,6 +18,15 @@ const char *fixture_socket(void);
 /* The private directory with-psmd.sh removes afterwards (for test files). */
 const char *fixture_dir(void);
 
+/* The path of a file in fixture_dir() into out (cap bytes). */
+void fixture_path(const char *name, char *out, size_t cap);
+
+/* The contents of any file, with one spare byte allocated after them; free() it. */
+uint8_t *file_read(const char *path, size_t *len);
+
+/* Creates or replaces a file with exactly these bytes. */
+void file_write(const char *path, const void *data, size_t len);
+
 /* Waits up to 5 s for <socket dir>/daemon.lock to hold a pid and returns it
  * (psmd writes it just after forking, so it can trail the socket). */
 pid_t fixture_daemon_pid(void);
@@ -84,5 +93,29 @@ uint32_t current_trust(psm_conn *conn, const psm_cert *cert);
  * verdict is printed before the test fails. Returns the chain length. */
 size_t expect_verdict(psm_conn *conn, const psm_cert *cert, uint32_t usage, const char *name,
                       int64_t at, psm_result expected, const char *detail_part);
+
+/* Has the test root issue a certificate for `csr` (DER) with `openssl x509
+ * -req` (valid for a year, with the request's extensions) and imports it
+ * (no nickname: the key's, else derived) into psmd; returns it. Leaves
+ * NAME.csr.der, NAME.csr.pem and the certificate, NAME.pem, in fixture_dir(). */
+psm_cert *issue_for_csr(psm_conn *conn, const uint8_t *csr, size_t csr_len, const char *name);
+
+/* The path of the certificate issue_for_csr made for `name` into out. */
+void issued_pem_path(const char *name, char *out, size_t cap);
+
+/* psm_key_generate of `key_type` for "CN=<name>,O=PSM Tests" with `nickname`,
+ * then issue_for_csr: a certificate whose private key only psmd holds. */
+psm_cert *generate_and_issue(psm_conn *conn, uint32_t key_type, const char *name,
+                             const char *nickname);
+
+/* True if `openssl` accepts `sig` as the signature of `data` by the public
+ * key in the PEM certificate `cert_pem` (a path) under `alg` (PSM_SIG_*). */
+int openssl_verifies(const char *cert_pem, uint32_t alg, const uint8_t *data, size_t len,
+                     const uint8_t *sig, size_t sig_len);
+
+/* psm_key_sign of `data` that must succeed, checked with openssl_verifies
+ * against the certificate file `cert_pem`. */
+void sign_and_verify(psm_conn *conn, const psm_cert *cert, const char *cert_pem, uint32_t alg,
+                     const uint8_t *data, size_t len);
 
 #endif /* PSM_FIXTURE_H */

@@ -21,6 +21,17 @@
 #   chain.p7b              the same two as DER PKCS#7 certs-only
 #   chain-pem.p7b          the same as PEM PKCS#7
 #   empty.p7b              DER PKCS#7 certs-only with no certificates (a CRL only)
+#   rsa.{pem,key}          "rsa.example.test", an RSA-2048 leaf issued by the root
+#   ed25519.{pem,key}      "ed25519.example.test", an Ed25519 leaf issued by the root
+#   alice.p12              alice's key, alice.pem and root.pem, friendly name "Alice p12",
+#                          password "alice pw" (OpenSSL 3's default: AES-256-CBC, PBKDF2)
+#   alice-legacy.p12       the same with -legacy (RC2-40 for the certificates, 3DES for the key)
+#   alice-3des.p12         the same, all 3DES (what older NSS and Windows write)
+#   alice-nopw.p12         the same, password ""
+#   alice-nokey.p12        alice.pem and root.pem only, no key
+#   rsa.p12, ed25519.p12   their key and certificate, password "p12 pw"
+#
+# The private keys are in PKCS#8 PEM, unencrypted (*.key).
 #
 # Exits non-zero, with openssl's complaint on stderr, if anything fails.
 
@@ -99,8 +110,14 @@ EOF
 SAN_DNS=unused
 export SAN_DNS
 
+# key FILE: a P-256 key, or (KEY_ALG=rsa2048|ed25519) another kind.
+KEY_ALG=ec
 key() {
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null
+    case $KEY_ALG in
+    rsa2048) openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$1" 2>/dev/null ;;
+    ed25519) openssl genpkey -algorithm ED25519 -out "$1" 2>/dev/null ;;
+    *) openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null ;;
+    esac
 }
 
 # csr KEY SUBJECT OUT
@@ -169,3 +186,28 @@ cat server.pem root.pem > chain.pem
 openssl crl2pkcs7 -nocrl -certfile chain.pem -outform DER -out chain.p7b
 openssl crl2pkcs7 -nocrl -certfile chain.pem -out chain-pem.p7b
 openssl crl2pkcs7 -in crl.pem -outform DER -out empty.p7b
+
+# Leaves with other kinds of keys, for PKCS#12 and signing.
+SAN_DNS=rsa.example.test KEY_ALG=rsa2048 leaf rsa "/CN=rsa.example.test" server_ext \
+    20240101000000Z 20491231235959Z
+SAN_DNS=ed25519.example.test KEY_ALG=ed25519 leaf ed25519 "/CN=ed25519.example.test" \
+    server_ext 20240101000000Z 20491231235959Z
+KEY_ALG=ec # sh may keep an assignment made for a function call
+
+# p12 OUT PASSWORD [OPTION...]: alice's key and certificate with the root.
+p12() {
+    out=$1
+    pass=$2
+    shift 2
+    openssl pkcs12 -export -inkey alice.key -in alice.pem -certfile root.pem -name "Alice p12" \
+        -passout "pass:$pass" -out "$out" "$@"
+}
+p12 alice.p12 "alice pw"
+p12 alice-legacy.p12 "alice pw" -legacy
+p12 alice-3des.p12 "alice pw" -keypbe PBE-SHA1-3DES -certpbe PBE-SHA1-3DES -macalg sha1
+p12 alice-nopw.p12 ""
+p12 alice-nokey.p12 "alice pw" -nokeys
+for name in rsa ed25519; do
+    openssl pkcs12 -export -inkey "$name.key" -in "$name.pem" -name "$name p12" \
+        -passout "pass:p12 pw" -out "$name.p12"
+done
