@@ -1,8 +1,8 @@
 /* token_login_is_per_connection: a fresh token has no password and is
  * unlocked for everyone (a login with or without a password succeeds).
- * Once psm_token_set_password gives it one, every connection, the one
- * that set it included, must log in before it uses a private key, SDR or
- * PKCS#12 (PSM_ERR_LOGIN_REQUIRED); psm_token_login(NULL) cannot prompt
+ * Once psm_token_set_password gives it one, every other connection must
+ * log in before it uses a private key, SDR or PKCS#12
+ * (PSM_ERR_LOGIN_REQUIRED), while the one that set it stays logged in; psm_token_login(NULL) cannot prompt
  * and says so, a wrong password is PSM_ERR_BAD_PASSWORD after a delay, the
  * right one unlocks that connection only, and psm_token_logout locks it
  * again. Certificates need no login. */
@@ -121,9 +121,12 @@ int main(void)
     unlocked(b, cert);
     CHECK_OK(psm_token_set_password(setter, NULL, PASSWORD));
 
-    /* Locked for everyone, the connection that set it too. */
+    /* Locked for everyone but the connection that set it, which proved it
+     * knows both passwords; its logout locks it too. */
     locked_out(a, cert);
     locked_out(b, cert);
+    unlocked(setter, cert);
+    CHECK_OK(psm_token_logout(setter));
     locked_out(setter, cert);
 
     /* NULL would prompt: not possible, so still locked, and at once. */

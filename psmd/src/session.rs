@@ -115,12 +115,14 @@ impl Session {
             Request::CertChangeTrust { sha256_hex, set, clear } => {
                 ops::cert::change_trust(stats, sha256_hex, set, clear)
             }
-            Request::CertDelete { sha256_hex, with_key } => ops::cert::delete(stats, sha256_hex, with_key),
+            Request::CertDelete { sha256_hex, with_key } => {
+                ops::cert::delete(stats, self.id, sha256_hex, with_key)
+            }
             Request::CertVerify { der, usage, name, at } => ops::cert::verify(stats, der, usage, name, at),
             Request::CrlImport { data } => ops::cert::import_crl(stats, data),
             Request::TokenLogin { password } => ops::token::login(stats, self.id, password),
             Request::TokenLogout => ops::token::logout(stats, self.id),
-            Request::TokenSetPassword { old, new } => ops::token::set_password(stats, old, new),
+            Request::TokenSetPassword { old, new } => ops::token::set_password(stats, self.id, old, new),
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
             }

@@ -179,7 +179,15 @@ impl TokenState {
     /// Re-wraps the master key under `new` (empty: no password) in one
     /// write; sealed keys are untouched, so a crash leaves the old password
     /// or the new one working, never neither.
-    pub fn set_password(&self, store: &mut Store, old: Option<&str>, new: &str) -> Result<(), Error> {
+    /// The session that sets a password stays logged in: it just proved it
+    /// knows the old one and chose the new one.
+    pub fn set_password(
+        &self,
+        store: &mut Store,
+        session: u64,
+        old: Option<&str>,
+        new: &str,
+    ) -> Result<(), Error> {
         let row = store.token()?.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "no token"))?;
         let old = match old {
             Some(o) => o,
@@ -188,10 +196,12 @@ impl TokenState {
         };
         let master = row.unlock(old)?.ok_or_else(bad_password)?;
         store.put_token(&TokenRow::protect(&master, new)?)?;
+        let master = Arc::new(master);
         *self.open_master.lock().unwrap_or_else(|p| p.into_inner()) =
-            if new.is_empty() { Some(Arc::new(master)) } else { None };
-        if self.logins.lock().unwrap_or_else(|p| p.into_inner()).is_empty() {
-            self.forget_keys();
+            if new.is_empty() { Some(master.clone()) } else { None };
+        let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
+        if !new.is_empty() {
+            logins.insert(session, Login { master, last_use: Instant::now() });
         }
         Ok(())
     }

@@ -64,7 +64,10 @@ fn generated_key_signs_a_csr_binds_its_certificate_and_signs_data() {
     let again = c.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"cached").unwrap();
     assert!(verify_sig(&cert, MessageDigest::sha256(), b"cached", &again));
     c.cert_delete(&info.sha256_hex, true).unwrap();
-    assert_eq!(c.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap_err().code, Code::PSM_ERR_NOT_FOUND);
+    assert_eq!(
+        c.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap_err().code,
+        Code::PSM_ERR_NOT_FOUND
+    );
     let back = c.cert_import(&cert.to_der().unwrap(), None, 0).unwrap().remove(0);
     assert!(!back.has_private_key, "the key went with the certificate");
 
@@ -82,6 +85,10 @@ fn generated_key_signs_a_csr_binds_its_certificate_and_signs_data() {
         c.key_generate(KeyKind::EcP256, "CN=x", None, &["url:x"]).unwrap_err().code,
         Code::PSM_ERR_INVALID_ARGUMENT
     );
+    for bad in ["bad@nick", "sha256:abc", ""] {
+        let err = c.key_generate(KeyKind::EcP256, "CN=x", Some(bad), &[]).unwrap_err();
+        assert_eq!(err.code, Code::PSM_ERR_INVALID_ARGUMENT, "nickname {bad:?}");
+    }
 }
 
 #[test]
@@ -128,7 +135,12 @@ fn token_password_login_logout_and_change() {
     assert_eq!(other.token_login(None).unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
     other.token_login(Some("correct horse")).unwrap();
     other.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap();
-    assert_eq!(c.sdr_encrypt(b"x").unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED, "logins are per session");
+    c.sdr_encrypt(b"x").unwrap(); // the session that set the password stays logged in
+    let third = d.client();
+    assert_eq!(third.sdr_encrypt(b"x").unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED, "logins are per session");
+    // Destroying a key is a use of the token too.
+    assert_eq!(third.cert_delete(&info.sha256_hex, true).unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
+    assert!(third.cert_find(&format!("sha256:{}", info.sha256_hex)).unwrap().has_private_key);
     other.token_logout().unwrap();
     assert_eq!(
         other.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap_err().code,

@@ -268,14 +268,17 @@ pub unsafe extern "C" fn psm_pkcs12_import(
     out: *mut *mut psm_cert,
 ) -> Code {
     boundary(|| {
-        check_null!(conn, p12, out);
+        check_null!(conn, out);
         // SAFETY: per the contract.
         let password = match unsafe { opt_str(password, "password") } {
             Ok(p) => p,
             Err(c) => return c,
         };
-        // SAFETY: live and readable per the contract.
-        let (client, data) = unsafe { (&(*conn).client, std::slice::from_raw_parts(p12, len)) };
+        // SAFETY: readable for `len` bytes per the contract; `conn` is live.
+        let (client, data) = match unsafe { input(p12, len, "p12") } {
+            Ok(d) => (unsafe { &(*conn).client }, d),
+            Err(c) => return c,
+        };
         match client.pkcs12_import(data, password) {
             Ok(mut certs) if !certs.is_empty() => {
                 // SAFETY: checked writable above.

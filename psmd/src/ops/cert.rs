@@ -50,10 +50,15 @@ pub fn change_trust(shared: &Shared, sha256_hex: String, set: u32, clear: u32) -
     })
 }
 
-pub fn delete(shared: &Shared, sha256_hex: String, with_key: bool) -> Outcome {
+pub fn delete(shared: &Shared, session: u64, sha256_hex: String, with_key: bool) -> Outcome {
     let token = shared.token.clone();
     with_store(shared, move |store| {
         let fp = crate::store::parse_fingerprint(&sha256_hex)?;
+        if with_key {
+            // Destroying a private key is a use of the token: a session that
+            // may not sign with it may not delete it either.
+            token.master(session)?;
+        }
         store.delete(&fp, with_key)?;
         token.forget_cert(&fp);
         Ok(Reply::Done)

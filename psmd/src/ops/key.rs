@@ -67,6 +67,11 @@ pub fn generate(
     nickname: Option<String>,
     sans: Vec<String>,
 ) -> Outcome {
+    if let Some(n) = &nickname
+        && let Err(e) = crate::store::check_nickname(n)
+    {
+        return Outcome::Reply(Err(e));
+    }
     let (store, token) = (shared.store.clone(), shared.token.clone());
     work(move || {
         let master = token.master(session)?;

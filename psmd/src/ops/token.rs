@@ -19,7 +19,7 @@ pub fn logout(shared: &Shared, session: u64) -> Outcome {
     Outcome::Reply(Ok(Reply::Done))
 }
 
-pub fn set_password(shared: &Shared, old: Option<Secret>, new: Option<Secret>) -> Outcome {
+pub fn set_password(shared: &Shared, session: u64, old: Option<Secret>, new: Option<Secret>) -> Outcome {
     let Some(new) = new else {
         return Outcome::Reply(Err(Error::new(
             Code::PSM_ERR_NO_UI,
@@ -29,7 +29,7 @@ pub fn set_password(shared: &Shared, old: Option<Secret>, new: Option<Secret>) -
     let (store, token) = (shared.store.clone(), shared.token.clone());
     Outcome::Work(Box::new(move || {
         let mut store = store.lock().unwrap_or_else(|p| p.into_inner());
-        token.set_password(&mut store, old.as_ref().map(|p| p.0.as_str()), &new.0)?;
+        token.set_password(&mut store, session, old.as_ref().map(|p| p.0.as_str()), &new.0)?;
         Ok(Reply::Done)
     }))
 }

@@ -52,7 +52,7 @@ fn to_info(r: Row) -> Result<CertInfo, Error> {
     Ok(p.info(&r.nickname, r.trust, r.builtin, r.has_key))
 }
 
-fn check_nickname(n: &str) -> Result<(), Error> {
+pub fn check_nickname(n: &str) -> Result<(), Error> {
     if n.trim().is_empty() || n.len() > MAX_NICKNAME || n.chars().any(char::is_control) {
         return Err(Error::new(
             Code::PSM_ERR_INVALID_ARGUMENT,

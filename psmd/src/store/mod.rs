@@ -9,7 +9,7 @@ mod keys;
 mod schema;
 
 pub use anchors::system_anchors;
-pub use certs::{TrustRow, parse_fingerprint};
+pub use certs::{TrustRow, check_nickname, parse_fingerprint};
 pub use keys::{KeyRow, TokenRow};
 
 use psm::{Code, Error};
