@@ -449,6 +449,7 @@ static int cmd_show(int argc, char **argv)
     psm_cert *cert = NULL;
     const uint8_t *der = NULL;
     size_t der_len = 0;
+    uint32_t key_usage = 0;
     int status = EXIT_FAILED;
     char letters[16];
     char words[128];
@@ -482,6 +483,12 @@ static int cmd_show(int argc, char **argv)
     printf("Not after:    %s\n", not_after);
     printf("Trust:        %s (%s)\n", letters, words);
     printf("CA:           %s\n", psm_cert_is_ca(cert) ? "yes" : "no");
+    if (psm_cert_key_usage(cert, &key_usage))
+        printf("Key usage:    0x%03x\n", (unsigned)key_usage);
+    else
+        printf("Key usage:    (any)\n");
+    printf("Ext. usage:   %s\n",
+           psm_cert_ext_key_usage(cert) != NULL ? psm_cert_ext_key_usage(cert) : "(any)");
     printf("Private key:  %s\n", psm_cert_has_private_key(cert) ? "yes" : "no");
     printf("Built in:     %s\n", psm_cert_is_builtin(cert) ? "yes" : "no");
     printf("DER size:     %zu bytes\n", der_len);

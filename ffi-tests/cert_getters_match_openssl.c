@@ -187,6 +187,15 @@ static void fixed_fields_are_as_made(psm_conn *conn)
     CHECK_EQ(strcmp(psm_cert_serial_hex(server), "1001"), 0);
     CHECK_EQ(strcmp(psm_cert_subject(server), "O=PSM Tests, CN=www.example.test"), 0);
     CHECK_EQ(strcmp(psm_cert_issuer(server), "O=PSM Tests, CN=PSM Test Root"), 0);
+    /* keyUsage digitalSignature, extendedKeyUsage serverAuth (make-test-pki.sh). */
+    {
+        uint32_t ku = 0;
+        CHECK_EQ(psm_cert_key_usage(server, &ku), 1);
+        CHECK_EQ(ku, 1u);
+        CHECK(strcmp(psm_cert_ext_key_usage(server), "serverAuth") == 0);
+        CHECK_EQ(psm_cert_key_usage(NULL, &ku), 0);
+        CHECK(psm_cert_ext_key_usage(NULL) == NULL);
+    }
     /* Without the DER INTEGER's sign byte, as openssl shows it (8BADF00D). */
     CHECK_EQ(strcmp(psm_cert_serial_hex(high), "8badf00d"), 0);
     psm_cert_free(high);

@@ -330,6 +330,24 @@ const char *psm_cert_sha256_hex(const psm_cert *c);
 // `c` is NULL or a live certificate.
 const char *psm_cert_email(const psm_cert *c);
 
+// keyUsage bits of the certificate (bit 0 digitalSignature, 1
+// nonRepudiation, 2 keyEncipherment, 3 dataEncipherment, 4 keyAgreement,
+// 5 keyCertSign, 6 cRLSign, 7 encipherOnly, 8 decipherOnly) into `*bits`.
+// Returns 1 when the extension is present, 0 when it is absent (the key
+// is unrestricted; `*bits` is then 0) or `c` is NULL. `bits` may be NULL.
+//
+// # Safety
+// `c` is NULL or a live certificate; `bits` is NULL or writable.
+int32_t psm_cert_key_usage(const psm_cert *c, uint32_t *bits);
+
+// The extendedKeyUsage purposes, comma-separated ("serverAuth,clientAuth";
+// other purposes as dotted OIDs); NULL when the extension is absent or `c`
+// is NULL. Valid until the certificate is freed.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_ext_key_usage(const psm_cert *c);
+
 // Start of the validity period (unix seconds); 0 if `c` is NULL.
 //
 // # Safety

@@ -37,6 +37,8 @@ fn import_pem_der_and_p7b_then_find_by_every_kind_of_name() {
     assert_eq!(got[0].nickname, "Alice Example", "derived from the CN");
     assert_eq!(got[0].emails, vec!["alice@example.com".to_string()], "domain lower-cased");
     assert_eq!(got[0].serial_hex, "07");
+    assert_eq!(got[0].key_usage, Some(1 | 4), "digitalSignature, keyEncipherment");
+    assert_eq!(got[0].ext_key_usage, Some(vec!["clientAuth".to_string(), "emailProtection".to_string()]));
     assert!(!got[0].has_private_key);
 
     assert_eq!(c.cert_find("my root").unwrap().sha256_hex, root.sha256_hex());

@@ -137,7 +137,11 @@ fn token_password_login_logout_and_change() {
     other.key_sign(&info.sha256_hex, SigKind::EcdsaSha256, b"m").unwrap();
     c.sdr_encrypt(b"x").unwrap(); // the session that set the password stays logged in
     let third = d.client();
-    assert_eq!(third.sdr_encrypt(b"x").unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED, "logins are per session");
+    assert_eq!(
+        third.sdr_encrypt(b"x").unwrap_err().code,
+        Code::PSM_ERR_LOGIN_REQUIRED,
+        "logins are per session"
+    );
     // Destroying a key is a use of the token too.
     assert_eq!(third.cert_delete(&info.sha256_hex, true).unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
     assert!(third.cert_find(&format!("sha256:{}", info.sha256_hex)).unwrap().has_private_key);

@@ -45,6 +45,7 @@ pub const PSM_USAGE_CODE_SIGNING: u32 = 5;
 /// Free it with `psm_cert_free`.
 pub struct psm_cert {
     pub(crate) info: CertInfo,
+    ext_key_usage: Option<CString>,
     nickname: CString,
     subject: CString,
     issuer: CString,
@@ -66,6 +67,7 @@ impl psm_cert {
             serial: cstring(&info.serial_hex),
             sha256: cstring(&info.sha256_hex),
             email: info.emails.first().map(|e| cstring(e)),
+            ext_key_usage: info.ext_key_usage.as_ref().map(|v| cstring(&v.join(","))),
             info,
         }
     }
@@ -311,6 +313,41 @@ pub unsafe extern "C" fn psm_cert_email(c: *const psm_cert) -> *const c_char {
     boundary_value(std::ptr::null(), || {
         // SAFETY: per the contract.
         unsafe { c.as_ref() }.and_then(|c| c.email.as_ref()).map_or(std::ptr::null(), |e| e.as_ptr())
+    })
+}
+
+/// keyUsage bits of the certificate (bit 0 digitalSignature, 1
+/// nonRepudiation, 2 keyEncipherment, 3 dataEncipherment, 4 keyAgreement,
+/// 5 keyCertSign, 6 cRLSign, 7 encipherOnly, 8 decipherOnly) into `*bits`.
+/// Returns 1 when the extension is present, 0 when it is absent (the key
+/// is unrestricted; `*bits` is then 0) or `c` is NULL. `bits` may be NULL.
+///
+/// # Safety
+/// `c` is NULL or a live certificate; `bits` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_key_usage(c: *const psm_cert, bits: *mut u32) -> i32 {
+    boundary_value(0, || {
+        // SAFETY: per the contract.
+        let ku = unsafe { c.as_ref() }.and_then(|c| c.info.key_usage);
+        // SAFETY: NULL or writable per the contract.
+        if let Some(b) = unsafe { bits.as_mut() } {
+            *b = ku.map_or(0, u32::from);
+        }
+        i32::from(ku.is_some())
+    })
+}
+
+/// The extendedKeyUsage purposes, comma-separated ("serverAuth,clientAuth";
+/// other purposes as dotted OIDs); NULL when the extension is absent or `c`
+/// is NULL. Valid until the certificate is freed.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_ext_key_usage(c: *const psm_cert) -> *const c_char {
+    boundary_value(std::ptr::null(), || {
+        // SAFETY: per the contract.
+        unsafe { c.as_ref() }.and_then(|c| c.ext_key_usage.as_ref()).map_or(std::ptr::null(), |e| e.as_ptr())
     })
 }
 

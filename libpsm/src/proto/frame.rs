@@ -201,6 +201,8 @@ mod tests {
             not_before: -1,
             not_after: 1 << 40,
             is_ca: false,
+            key_usage: Some(5),
+            ext_key_usage: Some(vec!["emailProtection".into()]),
             has_private_key: true,
             trust: 0x21,
             builtin: false,

@@ -260,6 +260,12 @@ pub struct CertInfo {
     pub not_before: i64,
     pub not_after: i64,
     pub is_ca: bool,
+    /// keyUsage bits (bit 0 digitalSignature ... bit 8 decipherOnly, as in
+    /// RFC 5280); None when the extension is absent (no restriction).
+    pub key_usage: Option<u16>,
+    /// extendedKeyUsage purposes by name ("serverAuth", "emailProtection",
+    /// ...; other OIDs dotted); None when the extension is absent.
+    pub ext_key_usage: Option<Vec<String>>,
     pub has_private_key: bool,
     /// `TRUST_*` bits.
     pub trust: u32,

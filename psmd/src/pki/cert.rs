@@ -27,6 +27,8 @@ pub struct Parsed {
     pub not_before: i64,
     pub not_after: i64,
     pub is_ca: bool,
+    pub key_usage: Option<u16>,
+    pub ext_key_usage: Option<Vec<String>>,
     pub emails: Vec<String>,
     pub dns_names: Vec<String>,
     pub ip_addresses: Vec<String>,
@@ -52,6 +54,8 @@ impl Parsed {
             not_before: self.not_before,
             not_after: self.not_after,
             is_ca: self.is_ca,
+            key_usage: self.key_usage,
+            ext_key_usage: self.ext_key_usage.clone(),
             has_private_key,
             trust,
             builtin,
@@ -93,6 +97,24 @@ pub fn parse(der: &[u8]) -> Result<Parsed, Error> {
         .basic_constraints()
         .map_err(|e| invalid(format!("bad basicConstraints: {e}")))?
         .is_some_and(|bc| bc.value.ca);
+    let key_usage =
+        cert.key_usage().map_err(|e| invalid(format!("bad keyUsage: {e}")))?.map(|ku| ku.value.flags);
+    let ext_key_usage =
+        cert.extended_key_usage().map_err(|e| invalid(format!("bad extendedKeyUsage: {e}")))?.map(|eku| {
+            let e = eku.value;
+            let named = [
+                (e.server_auth, "serverAuth"),
+                (e.client_auth, "clientAuth"),
+                (e.code_signing, "codeSigning"),
+                (e.email_protection, "emailProtection"),
+                (e.time_stamping, "timeStamping"),
+                (e.ocsp_signing, "OCSPSigning"),
+                (e.any, "anyExtendedKeyUsage"),
+            ];
+            let mut v: Vec<String> = named.iter().filter(|(on, _)| *on).map(|(_, n)| n.to_string()).collect();
+            v.extend(e.other.iter().map(|oid| oid.to_id_string()));
+            v
+        });
     let mut emails = Vec::new();
     let mut dns_names = Vec::new();
     let mut ip_addresses = Vec::new();
@@ -134,6 +156,8 @@ pub fn parse(der: &[u8]) -> Result<Parsed, Error> {
         not_before: cert.validity().not_before.timestamp(),
         not_after: cert.validity().not_after.timestamp(),
         is_ca,
+        key_usage,
+        ext_key_usage,
         emails,
         dns_names,
         ip_addresses,
