@@ -236,25 +236,29 @@ fn two_applications_editing_trust_at_once_lose_no_update() {
     );
 }
 
+/// psmd whose system anchors are exactly the certificates in `bundle`.
+fn spawn_with_anchors(rt: &RuntimeDir, bundle: &std::path::Path) -> (std::process::Child, psm::Client) {
+    let child = std::process::Command::new(common::PSMD)
+        .arg("--socket")
+        .arg(rt.socket())
+        .env("PSM_PROFILE", rt.profile())
+        .env("SSL_CERT_FILE", bundle)
+        .env_remove("SSL_CERT_DIR")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let flags = psm::ConnectFlags { no_spawn: true, no_dialogs: true };
+    common::wait_until("psmd is up", || psm::Client::connect_to(&rt.socket(), "t", flags).is_ok());
+    (child, psm::Client::connect_to(&rt.socket(), "t", flags).unwrap())
+}
+
 #[test]
 fn system_anchors_are_built_in_distrustable_and_undeletable() {
     let rt = RuntimeDir::new();
     let anchor = ca("System Root");
     let bundle = rt.dir.path().join("bundle.pem");
     std::fs::write(&bundle, [anchor.pem(), make(&Spec::default(), None).pem()].concat()).unwrap();
-    let mut child = std::process::Command::new(common::PSMD)
-        .arg("--socket")
-        .arg(rt.socket())
-        .env("PSM_PROFILE", rt.profile())
-        .env("SSL_CERT_FILE", &bundle)
-        .env_remove("SSL_CERT_DIR")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_until("psmd is up", || std::os::unix::net::UnixStream::connect(rt.socket()).is_ok());
-    let c =
-        psm::Client::connect_to(&rt.socket(), "t", psm::ConnectFlags { no_spawn: true, no_dialogs: true })
-            .unwrap();
+    let (mut child, c) = spawn_with_anchors(&rt, &bundle);
     let all = c.cert_list(0).unwrap();
     assert_eq!(all.len(), 1, "only the CA of the bundle becomes an anchor");
     assert!(all[0].builtin);
@@ -267,22 +271,7 @@ fn system_anchors_are_built_in_distrustable_and_undeletable() {
     child.wait().unwrap();
 
     // A restart keeps the user's distrust; the anchor is not re-added.
-    let mut child = std::process::Command::new(common::PSMD)
-        .arg("--socket")
-        .arg(rt.socket())
-        .env("PSM_PROFILE", rt.profile())
-        .env("SSL_CERT_FILE", &bundle)
-        .env_remove("SSL_CERT_DIR")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::wait_until("psmd is up again", || {
-        psm::Client::connect_to(&rt.socket(), "t", psm::ConnectFlags { no_spawn: true, no_dialogs: true })
-            .is_ok()
-    });
-    let c =
-        psm::Client::connect_to(&rt.socket(), "t", psm::ConnectFlags { no_spawn: true, no_dialogs: true })
-            .unwrap();
+    let (mut child, c) = spawn_with_anchors(&rt, &bundle);
     let all = c.cert_list(0).unwrap();
     assert_eq!(all.len(), 1);
     assert_ne!(all[0].trust & TRUST_DISTRUSTED, 0);
