@@ -108,10 +108,6 @@ impl TokenState {
         }
     }
 
-    pub fn is_locked_for(&self, session: u64) -> bool {
-        self.master(session).is_err()
-    }
-
     pub fn login(&self, store: &Store, session: u64, password: Option<&str>) -> Result<(), Error> {
         let row = store.token()?.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "no token"))?;
         if !row.has_password {

@@ -145,11 +145,4 @@ impl Store {
             .map_err(db_error)?;
         rows.collect::<Result<_, _>>().map_err(db_error)
     }
-
-    /// Every sealed value (for tests that check nothing is stored in clear).
-    pub fn all_sealed(&self) -> Result<Vec<Vec<u8>>, Error> {
-        let mut stmt = self.db.prepare("SELECT sealed FROM keys").map_err(db_error)?;
-        let rows = stmt.query_map([], |r| r.get(0)).map_err(db_error)?;
-        rows.collect::<Result<_, _>>().map_err(db_error)
-    }
 }

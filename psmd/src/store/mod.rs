@@ -24,7 +24,6 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Store {
     db: Connection,
-    dir: PathBuf,
 }
 
 pub(crate) fn db_error(e: rusqlite::Error) -> Error {
@@ -60,13 +59,9 @@ impl Store {
         db.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
         db.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
         db.pragma_update(None, "secure_delete", "ON").map_err(db_error)?;
-        let mut store = Store { db, dir: dir.to_path_buf() };
+        let mut store = Store { db };
         schema::migrate(&mut store.db)?;
         Ok(store)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
     }
 
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.
