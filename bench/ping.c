@@ -10,6 +10,8 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include "bench.h"
+
 #include <psm.h>
 
 #include <errno.h>
@@ -33,57 +35,6 @@
  * bytes. The bare ping-pong uses 7 bytes each way, inside those ranges. */
 #define BARE_REQUEST_BYTES 7
 #define BARE_REPLY_BYTES 7
-
-struct result {
-    const char *name;
-    long calls;
-    double p50_us;
-    double p99_us;
-    double ops_per_s;
-};
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-static void summarize(struct result *r, uint64_t *samples, long calls, uint64_t total_ns)
-{
-    qsort(samples, (size_t)calls, sizeof samples[0], compare_u64);
-    r->calls = calls;
-    r->p50_us = (double)samples[calls / 2] / 1000.0;
-    r->p99_us = (double)samples[(calls * 99) / 100] / 1000.0;
-    r->ops_per_s = (double)calls * 1e9 / (double)total_ns;
-}
-
-/* Reads or writes exactly len bytes; 0, or -1 with errno set (0 = EOF). */
-static int transfer_all(int fd, unsigned char *buf, size_t len, int writing)
-{
-    while (len > 0) {
-        ssize_t n = writing ? send(fd, buf, len, MSG_NOSIGNAL) : read(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = 0;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
 
 /* The bare server: answer every request frame with a reply frame until EOF. */
 static void echo_server(int fd)

@@ -19,6 +19,8 @@
 
 #define _POSIX_C_SOURCE 200809L
 
+#include "bench.h"
+
 #include <psm.h>
 
 #include <openssl/ec.h>
@@ -63,14 +65,6 @@
 /* ssh-agent's own limit on a message. */
 #define AGENT_MAX_MESSAGE (256 * 1024)
 #define AGENT_MAX_REQUEST 4096
-
-struct result {
-    const char *name;
-    long calls;
-    double p50_us;
-    double p99_us;
-    double ops_per_s;
-};
 
 /* One kind of key, and everything each signer needs for it. */
 struct keyset {
@@ -118,31 +112,6 @@ struct worker {
 };
 
 static const unsigned char message[MESSAGE_LEN] = "psm sign-bench 32-byte message!";
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static int compare_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a;
-    uint64_t y = *(const uint64_t *)b;
-
-    return (x > y) - (x < y);
-}
-
-static void summarize(struct result *r, uint64_t *samples, long calls, uint64_t total_ns)
-{
-    qsort(samples, (size_t)calls, sizeof samples[0], compare_u64);
-    r->calls = calls;
-    r->p50_us = (double)samples[calls / 2] / 1000.0;
-    r->p99_us = (double)samples[(calls * 99) / 100] / 1000.0;
-    r->ops_per_s = (double)calls * 1e9 / (double)total_ns;
-}
 
 /* Calls sign `calls` times (after a warm-up), timing each call. */
 static int run_timed(sign_fn sign, void *ctx, long calls, uint64_t *samples, struct result *r)
@@ -350,24 +319,6 @@ static int sign_local(void *ctx)
     if (!ok) {
         print_openssl_error("EVP_DigestSign");
         return -1;
-    }
-    return 0;
-}
-
-/* Reads or writes exactly len bytes; 0, or -1 with errno set (0 = EOF). */
-static int transfer_all(int fd, unsigned char *buf, size_t len, int writing)
-{
-    while (len > 0) {
-        ssize_t n = writing ? send(fd, buf, len, MSG_NOSIGNAL) : read(fd, buf, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            if (n == 0)
-                errno = 0;
-            return -1;
-        }
-        buf += n;
-        len -= (size_t)n;
     }
     return 0;
 }

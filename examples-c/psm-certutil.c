@@ -246,6 +246,16 @@ static int read_password_file(const char *path, char *buf)
     return 0;
 }
 
+/* Takes `option VALUE` at argv[*a]: 1 with VALUE in *value (advancing *a
+ * past it), 0 if argv[*a] is not `option` or has no value after it. */
+static int value_option(const char *option, int argc, char **argv, int *a, const char **value)
+{
+    if (strcmp(argv[*a], option) != 0 || *a + 1 >= argc)
+        return 0;
+    *value = argv[++*a];
+    return 1;
+}
+
 /* Takes `option PASSWORD` or `option-file FILE` at argv[*a] (advancing *a
  * past it): 1 with the password in *pw (read into buf, MAX_PASSWORD + 2
  * bytes, from a file), 0 if argv[*a] is neither, -1 after printing what is
@@ -255,10 +265,8 @@ static int password_option(const char *option, int argc, char **argv, int *a, ch
 {
     size_t len = strlen(option);
 
-    if (strcmp(argv[*a], option) == 0 && *a + 1 < argc) {
-        *pw = argv[++*a];
+    if (value_option(option, argc, argv, a, pw))
         return 1;
-    }
     if (strncmp(argv[*a], option, len) == 0 && strcmp(argv[*a] + len, "-file") == 0 &&
         *a + 1 < argc) {
         if (read_password_file(argv[++*a], buf) != 0)
@@ -268,6 +276,25 @@ static int password_option(const char *option, int argc, char **argv, int *a, ch
     }
     return 0;
 }
+
+/* The index of the row of `table` (`rows` rows of `row_size` bytes) whose
+ * first member, its word, is the `len` bytes at `text`; -1 if none. The
+ * word tables below share it through WORD_INDEX. */
+static int word_index(const void *table, size_t rows, size_t row_size, const char *text, size_t len)
+{
+    size_t i;
+
+    for (i = 0; i < rows; i++) {
+        const char *word = *(const char *const *)((const char *)table + i * row_size);
+        if (strlen(word) == len && strncmp(text, word, len) == 0)
+            return (int)i;
+    }
+    return -1;
+}
+
+/* word_index of a whole argument in a table (an array) of {word, ...} rows. */
+#define WORD_INDEX(table, arg)                                                                     \
+    word_index(table, sizeof table / sizeof table[0], sizeof table[0], arg, strlen(arg))
 
 /* Trust bits by the words of --trust and the trust command. */
 static const struct {
@@ -302,17 +329,15 @@ static int parse_trust(const char *text, uint32_t *bits, uint32_t *edits)
     while (*p != '\0') {
         size_t len = strcspn(p, ",");
         char sign = 0;
+        int w;
         size_t i;
 
         if (*p == '+' || *p == '-') {
             sign = *p++;
             len--;
         }
-        for (i = 0; i < TRUST_WORDS; i++) {
-            if (strlen(trust_words[i].word) == len && strncmp(p, trust_words[i].word, len) == 0)
-                break;
-        }
-        if (i == TRUST_WORDS || (sign != 0 && edits == NULL)) {
+        w = word_index(trust_words, TRUST_WORDS, sizeof trust_words[0], p, len);
+        if (w < 0 || (sign != 0 && edits == NULL)) {
             fprintf(stderr, "%s: unknown trust flag \"%.*s\" in \"%s\" (flags: ", prog,
                     (int)(len + (sign != 0)), p - (sign != 0), text);
             for (i = 0; i < TRUST_WORDS; i++)
@@ -321,11 +346,11 @@ static int parse_trust(const char *text, uint32_t *bits, uint32_t *edits)
             return -1;
         }
         if (sign == '+')
-            edits[0] |= trust_words[i].bit;
+            edits[0] |= trust_words[w].bit;
         else if (sign == '-')
-            edits[1] |= trust_words[i].bit;
+            edits[1] |= trust_words[w].bit;
         else
-            *bits |= trust_words[i].bit;
+            *bits |= trust_words[w].bit;
         plain += sign == 0;
         signed_words += sign != 0;
         p += len;
@@ -509,16 +534,17 @@ static int cmd_import(int argc, char **argv)
     size_t len = 0;
     const char *file = NULL;
     const char *nickname = NULL;
+    const char *value = NULL;
     uint32_t trust = 0;
     int status = EXIT_FAILED;
     int a;
     psm_result r;
 
     for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--nickname") == 0 && a + 1 < argc) {
-            nickname = argv[++a];
-        } else if (strcmp(argv[a], "--trust") == 0 && a + 1 < argc) {
-            if (parse_trust(argv[++a], &trust, NULL) != 0)
+        if (value_option("--nickname", argc, argv, &a, &nickname))
+            continue;
+        if (value_option("--trust", argc, argv, &a, &value)) {
+            if (parse_trust(value, &trust, NULL) != 0)
                 return EXIT_USAGE;
         } else if (argv[a][0] != '-' && file == NULL) {
             file = argv[a];
@@ -655,31 +681,31 @@ static int cmd_verify(int argc, char **argv)
     psm_verify_result *result = NULL;
     const char *name = NULL;
     const char *host = NULL;
+    const char *value = NULL;
     uint32_t usage = 0;
     int64_t at = 0;
     int status = EXIT_FAILED;
     psm_result verdict;
     size_t i;
+    int w;
     int a;
     psm_result r;
 
     for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--usage") == 0 && a + 1 < argc) {
-            a++;
-            for (i = 0; i < sizeof usage_words / sizeof usage_words[0]; i++) {
-                if (strcmp(argv[a], usage_words[i].word) == 0)
-                    usage = usage_words[i].usage;
-            }
+        if (value_option("--name", argc, argv, &a, &host))
+            continue;
+        if (value_option("--usage", argc, argv, &a, &value)) {
+            w = WORD_INDEX(usage_words, value);
+            if (w >= 0)
+                usage = usage_words[w].usage;
             if (usage == 0)
-                return usage_error("verify: unknown usage", argv[a]);
-        } else if (strcmp(argv[a], "--name") == 0 && a + 1 < argc) {
-            host = argv[++a];
-        } else if (strcmp(argv[a], "--at") == 0 && a + 1 < argc) {
+                return usage_error("verify: unknown usage", value);
+        } else if (value_option("--at", argc, argv, &a, &value)) {
             char *end = NULL;
             errno = 0;
-            at = (int64_t)strtoll(argv[++a], &end, 10);
-            if (errno != 0 || end == argv[a] || *end != '\0' || at <= 0)
-                return usage_error("verify: --at wants a positive unix time, not", argv[a]);
+            at = (int64_t)strtoll(value, &end, 10);
+            if (errno != 0 || end == value || *end != '\0' || at <= 0)
+                return usage_error("verify: --at wants a positive unix time, not", value);
         } else if (argv[a][0] != '-' && name == NULL) {
             name = argv[a];
         } else {
@@ -787,34 +813,31 @@ static int cmd_keygen(int argc, char **argv)
     const char *subject = NULL;
     const char *nickname = NULL;
     const char *out = NULL;
+    const char *value = NULL;
     uint8_t *csr = NULL;
     size_t csr_len = 0;
     char *pem = NULL;
     int type = -1;
     int status = EXIT_FAILED;
-    size_t i;
+    int w;
     int a;
     psm_result r;
 
     for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--type") == 0 && a + 1 < argc) {
-            a++;
-            for (i = 0; i < sizeof key_types / sizeof key_types[0]; i++) {
-                if (strcmp(argv[a], key_types[i].word) == 0)
-                    type = (int)i;
-            }
+        if (value_option("--subject", argc, argv, &a, &subject) ||
+            value_option("--nickname", argc, argv, &a, &nickname) ||
+            value_option("--out", argc, argv, &a, &out))
+            continue;
+        if (value_option("--type", argc, argv, &a, &value)) {
+            w = WORD_INDEX(key_types, value);
+            if (w >= 0)
+                type = w;
             if (type < 0)
-                return usage_error("keygen: unknown key type", argv[a]);
-        } else if (strcmp(argv[a], "--subject") == 0 && a + 1 < argc) {
-            subject = argv[++a];
-        } else if (strcmp(argv[a], "--san") == 0 && a + 1 < argc) {
+                return usage_error("keygen: unknown key type", value);
+        } else if (value_option("--san", argc, argv, &a, &value)) {
             if (n_sans == MAX_SANS)
                 return usage_error("keygen: too many --san options", NULL);
-            sans[n_sans++] = argv[++a];
-        } else if (strcmp(argv[a], "--nickname") == 0 && a + 1 < argc) {
-            nickname = argv[++a];
-        } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
-            out = argv[++a];
+            sans[n_sans++] = value;
         } else {
             return usage_error("keygen: unexpected argument", argv[a]);
         }
@@ -921,9 +944,9 @@ static int cmd_export_p12(int argc, char **argv)
             return EXIT_FAILED;
         if (got > 0)
             continue;
-        if (strcmp(argv[a], "--out") == 0 && a + 1 < argc)
-            out = argv[++a];
-        else if (argv[a][0] != '-' && name == NULL)
+        if (value_option("--out", argc, argv, &a, &out))
+            continue;
+        if (argv[a][0] != '-' && name == NULL)
             name = argv[a];
         else
             return usage_error("export-p12: unexpected argument", argv[a]);
@@ -1062,25 +1085,23 @@ static int cmd_sign(int argc, char **argv)
     const char *name = NULL;
     const char *in = NULL;
     const char *out = NULL;
+    const char *value = NULL;
     uint32_t alg = 0;
     int status = EXIT_FAILED;
-    size_t i;
+    int w;
     int a;
     psm_result r;
 
     for (a = 0; a < argc; a++) {
-        if (strcmp(argv[a], "--alg") == 0 && a + 1 < argc) {
-            a++;
-            for (i = 0; i < sizeof sig_algs / sizeof sig_algs[0]; i++) {
-                if (strcmp(argv[a], sig_algs[i].word) == 0)
-                    alg = sig_algs[i].alg;
-            }
+        if (value_option("--in", argc, argv, &a, &in) ||
+            value_option("--out", argc, argv, &a, &out))
+            continue;
+        if (value_option("--alg", argc, argv, &a, &value)) {
+            w = WORD_INDEX(sig_algs, value);
+            if (w >= 0)
+                alg = sig_algs[w].alg;
             if (alg == 0)
-                return usage_error("sign: unknown signature algorithm", argv[a]);
-        } else if (strcmp(argv[a], "--in") == 0 && a + 1 < argc) {
-            in = argv[++a];
-        } else if (strcmp(argv[a], "--out") == 0 && a + 1 < argc) {
-            out = argv[++a];
+                return usage_error("sign: unknown signature algorithm", value);
         } else if (argv[a][0] != '-' && name == NULL) {
             name = argv[a];
         } else {

@@ -14,12 +14,6 @@
 
 #define NULLP PSM_ERR_NULL_PARAMETER
 
-#define CHECK_NULL_REJECTED(call)                                                                  \
-    do {                                                                                           \
-        CHECK_EQ((call), NULLP);                                                                   \
-        CHECK(strstr(psm_last_error(), "NULL") != NULL);                                           \
-    } while (0)
-
 /* A recognisable non-NULL value an untouched output keeps. */
 #define UNTOUCHED ((void *)&sentinel)
 

@@ -9,6 +9,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static inline void check_failed(const char *file, int line, const char *expr, int has_values,
                                 long long actual, long long expected)
@@ -45,5 +46,13 @@ static inline void check_failed(const char *file, int line, const char *expr, in
 
 /* CHECK_OK(call): a psm call must return PSM_OK. */
 #define CHECK_OK(call) CHECK_EQ((call), PSM_OK)
+
+/* CHECK_NULL_REJECTED(call): a psm call must refuse a NULL argument
+ * (PSM_ERR_NULL_PARAMETER) with a message that says which one was NULL. */
+#define CHECK_NULL_REJECTED(call)                                                                  \
+    do {                                                                                           \
+        CHECK_EQ((call), PSM_ERR_NULL_PARAMETER);                                                  \
+        CHECK(strstr(psm_last_error(), "NULL") != NULL);                                           \
+    } while (0)
 
 #endif /* PSM_CHECK_H */

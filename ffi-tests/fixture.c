@@ -275,6 +275,24 @@ int command_run(const char *command, char *out, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+const char *certutil_run(int status, const char *needle, const char *args, char *out, size_t cap)
+{
+    char command[8192];
+    const char *examples = getenv("PSM_EXAMPLES");
+    int got;
+
+    CHECK(examples != NULL && examples[0] != '\0');
+    CHECK((size_t)snprintf(command, sizeof command, "cd '%s' && '%s/psm-certutil' %s 2>&1",
+                           pki_dir(), examples, args) < sizeof command);
+    got = command_run(command, out, cap);
+    fprintf(stderr, "$ psm-certutil %s   (exit %d)\n%s", args, got, out);
+    CHECK_EQ(got, status);
+    if (needle != NULL && strstr(out, needle) == NULL)
+        fprintf(stderr, "(expected the output to contain \"%s\")\n", needle);
+    CHECK(needle == NULL || strstr(out, needle) != NULL);
+    return out;
+}
+
 const char *pki_dir(void)
 {
     static char dir[4096];

@@ -67,6 +67,12 @@ void command_output(const char *command, char *out, size_t cap);
  * if it did not exit normally. */
 int command_run(const char *command, char *out, size_t cap);
 
+/* Runs `psm-certutil ARGS` (the example in $PSM_EXAMPLES) in pki_dir(), so
+ * ARGS can name the PKI's files, with stdout and stderr together into out
+ * (cap bytes), and echoes both to stderr. Its exit status must be `status`
+ * and its output must contain `needle` (unless NULL). Returns out. */
+const char *certutil_run(int status, const char *needle, const char *args, char *out, size_t cap);
+
 /* Makes the test PKI of make-test-pki.sh ($PSM_TEST_PKI) in
  * <fixture_dir>/pki on the first call and returns that directory. */
 const char *pki_dir(void);

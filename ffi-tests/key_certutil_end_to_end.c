@@ -24,25 +24,10 @@
 
 static char output[64 * 1024];
 
-/* Runs `psm-certutil ARGS` in the PKI directory (so ARGS can name its
- * files), stdout and stderr together into `output`. Its exit status must
- * be `status` and its output must contain `needle` (unless NULL). */
+/* certutil_run into `output`. */
 static const char *run(int status, const char *needle, const char *args)
 {
-    char command[8192];
-    const char *examples = getenv("PSM_EXAMPLES");
-    int got;
-
-    CHECK(examples != NULL && examples[0] != '\0');
-    CHECK((size_t)snprintf(command, sizeof command, "cd '%s' && '%s/psm-certutil' %s 2>&1",
-                           pki_dir(), examples, args) < sizeof command);
-    got = command_run(command, output, sizeof output);
-    fprintf(stderr, "$ psm-certutil %s   (exit %d)\n%s", args, got, output);
-    CHECK_EQ(got, status);
-    if (needle != NULL && strstr(output, needle) == NULL)
-        fprintf(stderr, "(expected the output to contain \"%s\")\n", needle);
-    CHECK(needle == NULL || strstr(output, needle) != NULL);
-    return output;
+    return certutil_run(status, needle, args, output, sizeof output);
 }
 
 /* Runs a shell command in the PKI directory; returns its exit status. */

@@ -11,15 +11,6 @@
 
 #include <string.h>
 
-#define NULLP PSM_ERR_NULL_PARAMETER
-
-/* The failure says which argument was NULL. */
-#define CHECK_NULL_REJECTED(call)                                                                  \
-    do {                                                                                           \
-        CHECK_EQ((call), NULLP);                                                                   \
-        CHECK(strstr(psm_last_error(), "NULL") != NULL);                                           \
-    } while (0)
-
 static const uint32_t codes[] = {
     PSM_OK,
     PSM_ERR_NULL_PARAMETER,
