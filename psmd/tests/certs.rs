@@ -237,7 +237,7 @@ fn two_applications_editing_trust_at_once_lose_no_update() {
 }
 
 /// psmd whose system anchors are exactly the certificates in `bundle`.
-fn spawn_with_anchors(rt: &RuntimeDir, bundle: &std::path::Path) -> (std::process::Child, psm::Client) {
+fn spawn_with_anchors(rt: &RuntimeDir, bundle: &std::path::Path) -> (common::Reaped, psm::Client) {
     let child = std::process::Command::new(common::PSMD)
         .arg("--socket")
         .arg(rt.socket())
@@ -249,7 +249,7 @@ fn spawn_with_anchors(rt: &RuntimeDir, bundle: &std::path::Path) -> (std::proces
         .unwrap();
     let flags = psm::ConnectFlags { no_spawn: true, no_dialogs: true };
     common::wait_until("psmd is up", || psm::Client::connect_to(&rt.socket(), "t", flags).is_ok());
-    (child, psm::Client::connect_to(&rt.socket(), "t", flags).unwrap())
+    (common::Reaped(child), psm::Client::connect_to(&rt.socket(), "t", flags).unwrap())
 }
 
 #[test]
@@ -258,7 +258,7 @@ fn system_anchors_are_built_in_distrustable_and_undeletable() {
     let anchor = ca("System Root");
     let bundle = rt.dir.path().join("bundle.pem");
     std::fs::write(&bundle, [anchor.pem(), make(&Spec::default(), None).pem()].concat()).unwrap();
-    let (mut child, c) = spawn_with_anchors(&rt, &bundle);
+    let (child, c) = spawn_with_anchors(&rt, &bundle);
     let all = c.cert_list(0).unwrap();
     assert_eq!(all.len(), 1, "only the CA of the bundle becomes an anchor");
     assert!(all[0].builtin);
@@ -267,16 +267,14 @@ fn system_anchors_are_built_in_distrustable_and_undeletable() {
     assert_eq!(err.code, Code::PSM_ERR_PERMISSION_DENIED);
     assert!(err.message.contains("distrusted"), "{}", err.message);
     c.cert_change_trust(&all[0].sha256_hex, TRUST_DISTRUSTED, 0).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 
     // A restart keeps the user's distrust; the anchor is not re-added.
-    let (mut child, c) = spawn_with_anchors(&rt, &bundle);
+    let (child, c) = spawn_with_anchors(&rt, &bundle);
     let all = c.cert_list(0).unwrap();
     assert_eq!(all.len(), 1);
     assert_ne!(all[0].trust & TRUST_DISTRUSTED, 0);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(child);
 }
 
 #[test]

@@ -112,7 +112,7 @@ fn sigkill_at_random_moments_leaves_every_object_old_or_new() {
     let mut rounds = 0;
     for round in 0..MAX_ROUNDS {
         rounds += 1;
-        let mut child = spawn_psmd_in(&rt, &[], None);
+        let mut child = common::Reaped(spawn_psmd_in(&rt, &[], None));
         wait_until("psmd is up", || Client::connect_to(&rt.socket(), "crash", flags).is_ok());
         let c = Client::connect_to(&rt.socket(), "crash", flags).unwrap();
         if round == 0 {
@@ -128,8 +128,8 @@ fn sigkill_at_random_moments_leaves_every_object_old_or_new() {
         let (m, c2, shas2, ders2) = (model.clone(), c.clone(), shas.clone(), ders.clone());
         let worker = std::thread::spawn(move || run_ops(&c2, &m, &shas2, &ders2, round));
         std::thread::sleep(std::time::Duration::from_millis(50 + u64::from(random_u32() % 400)));
-        child.kill().unwrap();
-        child.wait().unwrap();
+        child.0.kill().unwrap();
+        child.0.wait().unwrap();
         worker.join().unwrap();
         total_ops += before.abs_diff(model.lock().unwrap().certs.len());
 

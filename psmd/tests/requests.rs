@@ -216,19 +216,19 @@ fn a_slow_request_blocks_neither_other_clients_nor_the_same_connection() {
 #[test]
 fn test_hooks_are_refused_without_the_flag() {
     let rt = common::RuntimeDir::new();
-    let mut child = common::psmd_command()
-        .arg("--socket")
-        .arg(rt.socket())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let _child = common::Reaped(
+        common::psmd_command()
+            .arg("--socket")
+            .arg(rt.socket())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     wait_until("psmd is up", || std::os::unix::net::UnixStream::connect(rt.socket()).is_ok());
     let c =
         psm::Client::connect_to(&rt.socket(), "t", psm::ConnectFlags { no_spawn: true, no_dialogs: true })
             .unwrap();
     assert_eq!(c.debug_sleep(1).unwrap_err().code, Code::PSM_ERR_PERMISSION_DENIED);
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 #[test]

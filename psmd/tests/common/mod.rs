@@ -181,6 +181,17 @@ pub fn spawn_psmd_in(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>) -> C
         .unwrap()
 }
 
+/// A child process killed and reaped when dropped, so a failing test never
+/// leaves a psmd behind (holding the test runner's output pipe open).
+pub struct Reaped(pub Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `psmd` with a throwaway profile and no system anchors, for tests that
 /// run it by hand (the profile lives as long as the test process).
 pub fn psmd_command() -> Command {
