@@ -33,6 +33,18 @@ fn store() -> Arc<Mutex<psmd::store::Store>> {
         .clone()
 }
 
+/// TLS state with a mailbox nobody reads: handshakes are not started here
+/// (they would make network connections), only their requests are decoded.
+fn tls() -> Arc<psmd::tls::TlsContext> {
+    static TLS: OnceLock<Arc<psmd::tls::TlsContext>> = OnceLock::new();
+    TLS.get_or_init(|| {
+        let mailbox = Arc::new(psmd::mailbox::Mailbox::new(Arc::new(|| {})));
+        let prompts = Arc::new(psmd::prompt::Prompts::new(mailbox.clone()));
+        Arc::new(psmd::tls::TlsContext::new(store(), token(), prompts, mailbox))
+    })
+    .clone()
+}
+
 fuzz_target!(|data: &[u8]| {
     let stats = Shared {
         started: Instant::now(),
@@ -43,15 +55,23 @@ fuzz_target!(|data: &[u8]| {
         workers: 1,
         store: store(),
         token: token(),
+        tls: tls(),
     };
     let mut session = Session::new(1, 1, 0);
     let mut reader = FrameReader::new();
     reader.push(data);
     let mut channels = Vec::new();
+    let mut fds = std::collections::VecDeque::new();
     while let Ok(Some(body)) = reader.next_frame() {
-        let Ok((_id, outcome)) = session.handle_frame(&stats, body) else { return };
+        let Ok((_id, outcome)) = session.handle_frame(&stats, body, &mut fds) else { return };
         match outcome {
-            Outcome::Reply(_) | Outcome::FinishChannel(_) | Outcome::CloseChannel(_) => {}
+            Outcome::Reply(_)
+            | Outcome::FinishChannel(_)
+            | Outcome::CloseChannel(_)
+            | Outcome::Tls(_)
+            | Outcome::StepUp(_)
+            | Outcome::SslInfo(_)
+            | Outcome::SslPeerCerts(_) => {}
             Outcome::Work(work) => {
                 let _ = work();
             }

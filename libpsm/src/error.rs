@@ -49,6 +49,7 @@ pub enum Code {
     PSM_ERR_CONNECT = 201,
     PSM_ERR_TLS_HANDSHAKE = 202,
     PSM_ERR_TLS_ALERT = 203,
+    PSM_ERR_TLS_TRUNCATED = 204,
     PSM_ERR_SMIME_BAD_SIGNATURE = 300,
     PSM_ERR_SMIME_NO_KEY = 301,
 }
@@ -122,6 +123,7 @@ codes_table! {
     PSM_ERR_CONNECT => "could not connect to the server",
     PSM_ERR_TLS_HANDSHAKE => "TLS handshake failed",
     PSM_ERR_TLS_ALERT => "the peer sent a TLS alert",
+    PSM_ERR_TLS_TRUNCATED => "the peer closed the TLS connection without close_notify (the data may be truncated)",
     PSM_ERR_SMIME_BAD_SIGNATURE => "S/MIME signature is invalid",
     PSM_ERR_SMIME_NO_KEY => "no private key to decrypt this message",
 }

@@ -13,5 +13,5 @@ pub mod ffi;
 pub mod proto;
 pub mod transport;
 
-pub use client::{Client, ConnectFlags, Stream};
+pub use client::{Client, ConnectFlags, SslChannel, Stream};
 pub use error::{Code, Error, Result};

@@ -8,8 +8,11 @@
 use crate::channel::{Channel, ChannelOp, ChannelState};
 use crate::error::DaemonError;
 use crate::listener::Bound;
+use crate::mailbox::{LoopMsg, Mailbox};
 use crate::pool::{Pool, ReplyTo};
 use crate::session::{Outcome, Session, Shared};
+use crate::tls::handshake::{self, HandshakeDone, Job, Target};
+use crate::tls::relay::{Pumped, Relay};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use psm::proto::{Event, FrameReader, Reply, ServerFrame, encode_server_frame};
@@ -25,6 +28,12 @@ use std::time::{Duration, Instant};
 const LISTENER: Token = Token(usize::MAX - 1);
 const WAKER: Token = Token(usize::MAX - 2);
 const SIGNALS: Token = Token(usize::MAX - 3);
+/// A TLS relay has two sockets under one slab key: the application's
+/// channel as the key itself, the network stream with this bit set. (The
+/// constant tokens above are matched first.)
+const NET_BIT: usize = 1 << (usize::BITS - 2);
+/// Descriptors a client may send ahead of the requests that take them.
+const MAX_QUEUED_FDS: usize = 8;
 
 /// A client that does not read its replies stops being read from once this
 /// much output is queued for it: memory stays bounded per connection.
@@ -81,6 +90,7 @@ impl Signals {
 enum Entry {
     Conn(Connection),
     Chan(Channel),
+    Tls(Box<Relay>),
 }
 
 struct Connection {
@@ -90,6 +100,8 @@ struct Connection {
     out_bytes: usize,
     want_write: bool,
     session: Session,
+    /// Descriptors received (`SslWrapFd`, `SslAcceptFd`), oldest first.
+    fds: VecDeque<OwnedFd>,
 }
 
 impl Connection {
@@ -118,6 +130,7 @@ pub struct EventLoop {
     stats: Shared,
     ready: VecDeque<Token>,
     buf: Vec<u8>,
+    mailbox: Arc<Mailbox>,
     next_session: u64,
     next_channel: u64,
     uid: u32,
@@ -136,13 +149,17 @@ impl EventLoop {
 
         let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|e| DaemonError::os("waker", e))?);
         let w = waker.clone();
-        let pool = Pool::new(
-            config.workers,
-            Arc::new(move || {
-                let _ = w.wake();
-            }),
-        )
-        .map_err(|e| DaemonError::os("starting workers", e))?;
+        let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+            let _ = w.wake();
+        });
+        let pool =
+            Pool::new(config.workers, wake.clone()).map_err(|e| DaemonError::os("starting workers", e))?;
+        let mailbox = Arc::new(Mailbox::new(wake));
+        let store = Arc::new(std::sync::Mutex::new(config.store));
+        let token = Arc::new(config.token);
+        let prompts = Arc::new(crate::prompt::Prompts::new(mailbox.clone()));
+        let tls =
+            Arc::new(crate::tls::TlsContext::new(store.clone(), token.clone(), prompts, mailbox.clone()));
 
         let Signals { pipe: mut signals, terminate } = signals;
         poll.registry()
@@ -165,11 +182,13 @@ impl EventLoop {
                 requests_served: 0,
                 test_hooks: config.test_hooks,
                 workers: config.workers,
-                store: Arc::new(std::sync::Mutex::new(config.store)),
-                token: Arc::new(config.token),
+                store,
+                token,
+                tls,
             },
             ready: VecDeque::new(),
             buf: vec![0; READ_BUF],
+            mailbox,
             next_session: 1,
             next_channel: 1,
             uid: psm::transport::euid(),
@@ -196,12 +215,20 @@ impl EventLoop {
             for ev in events.iter() {
                 match ev.token() {
                     LISTENER => self.accept_all(),
-                    WAKER => self.deliver_pool_results(),
+                    WAKER => {
+                        self.deliver_pool_results();
+                        self.deliver_mail();
+                    }
                     SIGNALS => {
                         let mut b = [0u8; 64];
                         while (&self.signals).read(&mut b).is_ok_and(|n| n > 0) {}
                     }
+                    t if t.0 & NET_BIT != 0 => self.service_tls(t.0 & !NET_BIT),
                     t => {
+                        if ev.is_writable() && matches!(self.entries.get(t.0), Some(Entry::Tls(_))) {
+                            self.service_tls(t.0);
+                            continue;
+                        }
                         if ev.is_writable() {
                             self.flush(t);
                         }
@@ -279,6 +306,7 @@ impl EventLoop {
             out_bytes: 0,
             want_write: false,
             session,
+            fds: VecDeque::new(),
         }));
         self.stats.sessions += 1;
         self.ready.push_back(token);
@@ -288,6 +316,7 @@ impl EventLoop {
         match self.entries.get(t.0) {
             Some(Entry::Conn(_)) => self.service_conn(t),
             Some(Entry::Chan(_)) => self.service_channel(t),
+            Some(Entry::Tls(_)) => self.service_tls(t.0),
             None => {}
         }
     }
@@ -305,7 +334,7 @@ impl EventLoop {
                     return; // resumed by flush() or deliver_pool_results()
                 }
                 let handled = match conn.rx.next_frame() {
-                    Ok(Some(body)) => conn.session.handle_frame(&self.stats, body),
+                    Ok(Some(body)) => conn.session.handle_frame(&self.stats, body, &mut conn.fds),
                     Ok(None) => break,
                     Err(e) => Err(e),
                 };
@@ -328,8 +357,16 @@ impl EventLoop {
             let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
                 return;
             };
-            match (&conn.stream).read(&mut self.buf) {
+            match psm::transport::recv_with_fds(conn.stream.as_raw_fd(), &mut self.buf, &mut conn.fds) {
                 Ok(0) => {
+                    self.close_conn(t);
+                    return;
+                }
+                Ok(_) if conn.fds.len() > MAX_QUEUED_FDS => {
+                    tracing::warn!(
+                        session = conn.session.id,
+                        "closing connection: too many descriptors sent"
+                    );
                     self.close_conn(t);
                     return;
                 }
@@ -364,6 +401,23 @@ impl EventLoop {
                 Err(e) => self.send_reply(t, id, Err(e), None),
             },
             Outcome::FinishChannel(channel) => self.finish_channel(t, id, channel),
+            Outcome::Tls(start) => self.start_tls(t, id, start),
+            Outcome::StepUp(channel) => self.step_up(t, id, channel),
+            Outcome::SslInfo(channel) => {
+                let result = match self.relay_of(t, channel) {
+                    Some(r) => Ok(Reply::Json(r.info_json())),
+                    None => Err(no_such_tls_channel(channel)),
+                };
+                self.send_reply(t, id, result, None);
+            }
+            Outcome::SslPeerCerts(channel) => match self.relay_of(t, channel) {
+                // Described on the pool: the store is read for nicknames and trust.
+                Some(r) => {
+                    let work = crate::ops::tls::describe_certs(&self.stats, r.peer_certs.clone());
+                    self.apply(t, id, work);
+                }
+                None => self.send_reply(t, id, Err(no_such_tls_channel(channel)), None),
+            },
             Outcome::CloseChannel(channel) => {
                 let result = match self.channel_token(t, channel) {
                     Some(ct) => {
@@ -506,6 +560,9 @@ impl EventLoop {
     /// Drops a channel; a ChannelFinish parked on it gets an error rather
     /// than waiting forever.
     fn remove_channel(&mut self, ct: usize) {
+        if let Some(Entry::Tls(_)) = self.entries.get(ct) {
+            return self.remove_relay(ct);
+        }
         let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) else { return };
         let _ = self.poll.registry().deregister(&mut chan.stream);
         self.stats.channels -= 1;
@@ -519,6 +576,244 @@ impl EventLoop {
             let e =
                 Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "the channel was closed before its input ended");
             self.send_reply(owner, id, Err(e), None);
+        }
+    }
+
+    /// Messages from handshake threads and prompt waits.
+    fn deliver_mail(&mut self) {
+        for msg in self.mailbox.take() {
+            match msg {
+                LoopMsg::Event { token, session_id, event } => {
+                    if conn_session(&self.entries, Token(token)) == session_id {
+                        self.send_frame(Token(token), &ServerFrame::Event(event), None);
+                    }
+                }
+                LoopMsg::Handshake(done) => self.handshake_done(*done),
+            }
+        }
+    }
+
+    /// Hands a channel request to a handshake thread.
+    fn start_tls(&mut self, t: Token, id: u64, start: crate::ops::tls::Start) {
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else { return };
+        if conn.session.channels.len() >= MAX_CHANNELS_PER_SESSION {
+            return self.send_reply(t, id, Err(too_many_channels()), None);
+        }
+        let to = ReplyTo { token: t.0, session_id: conn.session.id, request_id: id };
+        let job = Job { to, can_prompt: start.can_prompt, opts: start.opts, target: start.target };
+        match handshake::start(self.stats.tls.clone(), job) {
+            Ok(()) => {
+                if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+                    conn.session.inflight += 1;
+                }
+            }
+            Err(e) => self.send_reply(t, id, Err(e), None),
+        }
+    }
+
+    /// `SslStepUp`: the plain channel's TCP stream goes to a handshake thread.
+    fn step_up(&mut self, t: Token, id: u64, channel: u64) {
+        let Some(rt) = self.channel_token(t, channel) else {
+            return self.send_reply(t, id, Err(no_such_tls_channel(channel)), None);
+        };
+        let can_prompt = match self.entries.get(t.0) {
+            Some(Entry::Conn(conn)) => conn.session.has_prompt_handler(),
+            _ => return,
+        };
+        let session_id = conn_session(&self.entries, t);
+        let registry = self.poll.registry();
+        let Some(Entry::Tls(relay)) = self.entries.get_mut(rt) else {
+            return self.send_reply(t, id, Err(no_such_tls_channel(channel)), None);
+        };
+        if relay.stepping {
+            let e = Error::new(Code::PSM_ERR_PROTOCOL, "a step-up is already running on this channel");
+            return self.send_reply(t, id, Err(e), None);
+        }
+        let (mut net, pending) = match relay.take_for_step_up() {
+            Ok(x) => x,
+            Err(e) => return self.send_reply(t, id, Err(e), None),
+        };
+        let _ = registry.deregister(&mut net);
+        // SAFETY: from_raw_fd on a descriptor we own exclusively (into_raw_fd).
+        let tcp = unsafe { std::net::TcpStream::from_raw_fd(net.into_raw_fd()) };
+        let target = Target::StepUp {
+            tcp,
+            host: relay.info.peer_name.clone(),
+            port: relay.info.port,
+            pending,
+            relay: rt,
+            channel,
+        };
+        let opts = relay.opts.clone();
+        let prepared = tcp_blocking(&target);
+        let to = ReplyTo { token: t.0, session_id, request_id: id };
+        let result = prepared
+            .and_then(|_| handshake::start(self.stats.tls.clone(), Job { to, can_prompt, opts, target }));
+        match result {
+            Ok(()) => {
+                relay.step_up_waiting = Some(id);
+                if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+                    conn.session.inflight += 1;
+                }
+            }
+            Err(e) => {
+                relay.stepping = false;
+                self.send_reply(t, id, Err(e), None);
+            }
+        }
+    }
+
+    fn relay_of(&self, t: Token, channel: u64) -> Option<&Relay> {
+        match self.entries.get(self.channel_token(t, channel)?) {
+            Some(Entry::Tls(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// A handshake thread finished: open the channel (or, for a step-up,
+    /// resume the relay) and answer the request.
+    fn handshake_done(&mut self, done: HandshakeDone) {
+        let HandshakeDone { to, opts, result, step_up } = done;
+        let t = Token(to.token);
+        match self.entries.get_mut(t.0) {
+            Some(Entry::Conn(conn)) if conn.session.id == to.session_id => {
+                let was_paused = conn.paused();
+                conn.session.inflight -= 1;
+                if was_paused && !conn.paused() {
+                    self.ready.push_back(t);
+                }
+            }
+            _ => return, // the application went away; dropping `result` closes the socket
+        }
+        if let Some((rt, channel)) = step_up {
+            return self.step_up_done(t, to.request_id, rt, channel, result);
+        }
+        let reply = result.and_then(|est| self.open_relay(t, est, opts));
+        match reply {
+            Ok((channel, fd)) => self.send_reply(t, to.request_id, Ok(Reply::Channel { channel }), Some(fd)),
+            Err(e) => self.send_reply(t, to.request_id, Err(e), None),
+        }
+    }
+
+    fn step_up_done(
+        &mut self,
+        t: Token,
+        id: u64,
+        rt: usize,
+        channel: u64,
+        result: Result<crate::tls::Established, Error>,
+    ) {
+        let session_id = conn_session(&self.entries, t);
+        let registry = self.poll.registry();
+        let Some(Entry::Tls(relay)) = self.entries.get_mut(rt) else {
+            return self.send_reply(t, id, Err(no_such_tls_channel(channel)), None);
+        };
+        if relay.id != channel || relay.session_id != session_id {
+            return self.send_reply(t, id, Err(no_such_tls_channel(channel)), None);
+        }
+        relay.step_up_waiting = None;
+        let reply = result.and_then(|est| {
+            let crate::tls::Established { tcp, tls, info } = est;
+            let tls = tls.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "step-up without TLS"))?;
+            tcp.set_nonblocking(true).map_err(|e| Error::io("socket", e))?;
+            let mut net = mio::net::TcpStream::from_std(tcp);
+            registry
+                .register(&mut net, Token(rt | NET_BIT), Interest::READABLE | Interest::WRITABLE)
+                .map_err(|e| Error::io("register socket", e))?;
+            relay.upgrade(net, tls, info);
+            Ok(Reply::Done)
+        });
+        if let Err(e) = &reply {
+            relay.stepping = false;
+            relay.fail_step_up(e.clone());
+        }
+        self.send_reply(t, id, reply, None);
+        self.ready.push_back(Token(rt));
+    }
+
+    /// Creates the application's channel for an established connection and
+    /// registers both of the relay's sockets.
+    fn open_relay(
+        &mut self,
+        t: Token,
+        est: crate::tls::Established,
+        opts: psm::proto::SslOpts,
+    ) -> Result<(u64, OwnedFd), Error> {
+        let Some(Entry::Conn(conn)) = self.entries.get(t.0) else {
+            return Err(Error::new(Code::PSM_ERR_INTERNAL, "connection vanished"));
+        };
+        if conn.session.channels.len() >= MAX_CHANNELS_PER_SESSION {
+            return Err(too_many_channels());
+        }
+        let session_id = conn.session.id;
+        let crate::tls::Established { tcp, tls, info } = est;
+        tcp.set_nonblocking(true).map_err(|e| Error::io("socket", e))?;
+        let mut net = mio::net::TcpStream::from_std(tcp);
+        let (ours, theirs) = psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
+        let _ = nix::sys::socket::setsockopt(&theirs, nix::sys::socket::sockopt::SndBuf, &CHANNEL_SOCKET_BUF);
+        let _ = nix::sys::socket::setsockopt(&ours, nix::sys::socket::sockopt::SndBuf, &CHANNEL_SOCKET_BUF);
+        let peer = theirs.try_clone().map_err(|e| Error::io("dup", e))?;
+        // SAFETY: `ours` is a connected stream socket we own.
+        let std_stream = unsafe { std::os::unix::net::UnixStream::from_raw_fd(ours.into_raw_fd()) };
+        std_stream.set_nonblocking(true).map_err(|e| Error::io("channel socket", e))?;
+        let mut app = UnixStream::from_std(std_stream);
+        let entry = self.entries.vacant_entry();
+        let rt = entry.key();
+        let both = Interest::READABLE | Interest::WRITABLE;
+        self.poll
+            .registry()
+            .register(&mut app, Token(rt), both)
+            .map_err(|e| Error::io("register channel", e))?;
+        if let Err(e) = self.poll.registry().register(&mut net, Token(rt | NET_BIT), both) {
+            let _ = self.poll.registry().deregister(&mut app);
+            return Err(Error::io("register socket", e));
+        }
+        let id = self.next_channel;
+        self.next_channel += 1;
+        entry.insert(Entry::Tls(Box::new(Relay::new(id, t.0, session_id, app, peer, net, tls, info, opts))));
+        if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+            conn.session.channels.insert(id, rt);
+        }
+        self.stats.channels += 1;
+        self.ready.push_back(Token(rt));
+        tracing::debug!(session = session_id, channel = id, "TLS channel opened");
+        Ok((id, theirs))
+    }
+
+    fn service_tls(&mut self, rt: usize) {
+        let Some(Entry::Tls(relay)) = self.entries.get_mut(rt) else { return };
+        let pumped = relay.pump(&mut self.buf);
+        tracing::trace!(channel = relay.id, state = %relay.debug_state(), ?pumped, "pumped");
+        if pumped == Pumped::Again {
+            self.ready.push_back(Token(rt));
+        }
+        if relay.is_done() {
+            // Both directions are over; the entry stays for SslInfo until
+            // the application closes the channel or disconnects.
+            tracing::trace!(channel = relay.id, "TLS channel finished");
+        }
+    }
+
+    fn deregister_relay(&self, relay: &mut Relay) {
+        if let Some(app) = &mut relay.app {
+            let _ = self.poll.registry().deregister(app);
+        }
+        if let Some(net) = &mut relay.net {
+            let _ = self.poll.registry().deregister(net);
+        }
+    }
+
+    /// `ChannelClose` on a TLS channel: a last attempt to send close_notify,
+    /// then everything goes.
+    fn remove_relay(&mut self, rt: usize) {
+        let Some(Entry::Tls(mut relay)) = self.entries.try_remove(rt) else { return };
+        relay.close_now();
+        self.deregister_relay(&mut relay);
+        self.stats.channels -= 1;
+        let owner = Token(relay.owner);
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(owner.0) else { return };
+        if conn.session.id == relay.session_id {
+            conn.session.channels.remove(&relay.id);
         }
     }
 
@@ -618,13 +913,25 @@ impl EventLoop {
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
         for (_, ct) in conn.session.channels.drain() {
-            if let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) {
-                let _ = self.poll.registry().deregister(&mut chan.stream);
-                self.stats.channels -= 1;
+            if !matches!(self.entries.get(ct), Some(Entry::Chan(_) | Entry::Tls(_))) {
+                continue;
             }
+            match self.entries.remove(ct) {
+                Entry::Chan(mut chan) => {
+                    let _ = self.poll.registry().deregister(&mut chan.stream);
+                }
+                Entry::Tls(mut relay) => {
+                    // The application is gone: end its connections cleanly.
+                    relay.close_now();
+                    self.deregister_relay(&mut relay);
+                }
+                Entry::Conn(_) => unreachable!("checked above"),
+            }
+            self.stats.channels -= 1;
         }
         self.stats.sessions -= 1;
         self.stats.token.logout(conn.session.id);
+        self.stats.tls.prompts.cancel_session(conn.session.id);
         tracing::debug!(session = conn.session.id, "disconnected");
     }
 
@@ -646,6 +953,27 @@ fn conn_session(entries: &Slab<Entry>, t: Token) -> u64 {
         Some(Entry::Conn(c)) => c.session.id,
         _ => 0,
     }
+}
+
+fn too_many_channels() -> Error {
+    Error::new(
+        Code::PSM_ERR_BUSY,
+        format!(
+            "this application already has {MAX_CHANNELS_PER_SESSION} data channels open; finish or free some"
+        ),
+    )
+}
+
+/// The handshake thread does blocking I/O on the stream of a step-up.
+fn tcp_blocking(target: &Target) -> Result<(), Error> {
+    match target {
+        Target::StepUp { tcp, .. } => tcp.set_nonblocking(false).map_err(|e| Error::io("socket", e)),
+        _ => Ok(()),
+    }
+}
+
+fn no_such_tls_channel(channel: u64) -> Error {
+    Error::new(Code::PSM_ERR_NOT_FOUND, format!("no TLS channel {channel} in this session"))
 }
 
 fn no_such_channel(channel: u64) -> Error {

@@ -11,12 +11,15 @@ pub mod error;
 pub mod event_loop;
 pub mod listener;
 pub mod logging;
+pub mod mailbox;
 pub mod ops;
 pub mod pki;
 pub mod pool;
 pub mod process;
+pub mod prompt;
 pub mod session;
 pub mod store;
+pub mod tls;
 pub mod token;
 
 pub use error::DaemonError;

@@ -7,7 +7,8 @@ use crate::pool::Work;
 use crate::store::Store;
 use psm::proto::{FrameError, Reply, Request, RequestFrame, decode_request};
 use psm::{Code, Error};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::OwnedFd;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -25,6 +26,8 @@ pub struct Shared {
     pub store: Arc<Mutex<Store>>,
     /// Who is logged in to the soft token.
     pub token: Arc<crate::token::TokenState>,
+    /// TLS channels' shared state (resumption, trust, prompts).
+    pub tls: Arc<crate::tls::TlsContext>,
 }
 
 /// What the event loop must do for a request.
@@ -37,6 +40,12 @@ pub enum Outcome {
     /// Reply with the channel's result once its input has ended.
     FinishChannel(u64),
     CloseChannel(u64),
+    /// Set up a TLS (or plain) channel on a handshake thread.
+    Tls(ops::tls::Start),
+    /// Start TLS on a plain channel.
+    StepUp(u64),
+    SslInfo(u64),
+    SslPeerCerts(u64),
 }
 
 pub struct Session {
@@ -51,6 +60,13 @@ pub struct Session {
     pub channels: HashMap<u64, usize>,
     /// Requests on the worker pool not answered yet.
     pub inflight: usize,
+}
+
+impl Session {
+    /// Whether the application answers prompts itself.
+    pub fn has_prompt_handler(&self) -> bool {
+        self.hello_flags & psm::proto::HELLO_HAS_PROMPT_HANDLER != 0
+    }
 }
 
 impl Session {
@@ -69,9 +85,19 @@ impl Session {
 
     /// Decodes and dispatches one frame body: `Ok((request id, outcome))`,
     /// or `Err(why)` when the frame is so broken the connection must close.
-    pub fn handle_frame(&mut self, stats: &Shared, body: &[u8]) -> Result<(u64, Outcome), FrameError> {
+    /// `fds` holds the descriptors received on the connection, oldest
+    /// first; a request that carries one takes it.
+    pub fn handle_frame(
+        &mut self,
+        stats: &Shared,
+        body: &[u8],
+        fds: &mut VecDeque<OwnedFd>,
+    ) -> Result<(u64, Outcome), FrameError> {
         match decode_request(body) {
-            Ok(RequestFrame { id, request }) => Ok((id, self.dispatch(stats, request))),
+            Ok(RequestFrame { id, request }) => {
+                let fd = if request.fd_count() > 0 { fds.pop_front() } else { None };
+                Ok((id, self.dispatch(stats, request, fd)))
+            }
             Err(FrameError::UnknownKind { id, kind }) => Ok((
                 id,
                 Outcome::Reply(Err(Error::new(
@@ -89,7 +115,7 @@ impl Session {
         }
     }
 
-    pub fn dispatch(&mut self, stats: &Shared, request: Request) -> Outcome {
+    pub fn dispatch(&mut self, stats: &Shared, request: Request, fd: Option<OwnedFd>) -> Outcome {
         tracing::trace!(session = self.id, kind = request.kind(), "request");
         if self.app_name.is_none() && !matches!(request, Request::Hello { .. }) {
             return Outcome::Reply(Err(Error::new(
@@ -137,6 +163,19 @@ impl Session {
             }
             Request::SdrEncrypt { data } => ops::key::sdr_encrypt(stats, self.id, data),
             Request::SdrDecrypt { data } => ops::key::sdr_decrypt(stats, self.id, data),
+            Request::SslConnect { host, port, opts } => ops::tls::connect(self, host, port, opts, false),
+            Request::TlsOpenPlain { host, port, opts } => ops::tls::connect(self, host, port, opts, true),
+            Request::SslWrapFd { server_name, opts } => ops::tls::wrap(self, fd, server_name, opts),
+            Request::SslAcceptFd { sha256_hex, opts } => ops::tls::accept(self, fd, sha256_hex, opts),
+            Request::SslStepUp { channel } => Outcome::StepUp(channel),
+            Request::SslInfo { channel } => Outcome::SslInfo(channel),
+            Request::SslPeerCerts { channel } => Outcome::SslPeerCerts(channel),
+            Request::SetPromptHandler { enabled } => {
+                Outcome::Reply(Ok(ops::tls::set_prompt_handler(self, enabled)))
+            }
+            Request::PromptAnswer { id, answer } => {
+                Outcome::Reply(stats.tls.prompts.answer(self.id, id, answer).map(|_| Reply::Done))
+            }
         }
     }
 }

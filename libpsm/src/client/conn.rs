@@ -8,19 +8,24 @@
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
-    Event, FrameReader, Reply, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request,
+    Event, FrameReader, Prompt, Reply, Request, RequestFrame, ServerFrame, decode_server_frame,
+    encode_request,
 };
 use crate::transport::{self, Notifier};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 /// Bytes read from the control socket in one go.
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) type ReplyResult = Result<(Reply, Option<OwnedFd>)>;
+
+/// The application's prompt handler: called with each `Prompt` event, on
+/// whichever thread is reading from psmd at the time.
+pub(crate) type PromptHandler = Arc<dyn Fn(Prompt) + Send + Sync>;
 
 struct State {
     /// A thread is inside `read_batch` with `rx` and `fds` taken out.
@@ -32,6 +37,9 @@ struct State {
     /// Ids whose replies nobody will collect (fire-and-forget requests).
     discard: HashSet<u64>,
     events: VecDeque<Event>,
+    /// Prompts for the handler, called outside the lock.
+    prompts: VecDeque<Prompt>,
+    handler: Option<PromptHandler>,
     notifier: Notifier,
     /// Set once the connection failed; every later call gets it.
     dead: Option<Error>,
@@ -66,6 +74,8 @@ impl Conn {
                 replies: HashMap::new(),
                 discard: HashSet::new(),
                 events: VecDeque::new(),
+                prompts: VecDeque::new(),
+                handler: None,
                 notifier,
                 dead: None,
             }),
@@ -85,7 +95,7 @@ impl Conn {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn send(&self, request: Request) -> Result<u64> {
+    fn send(&self, request: Request, fd: Option<&OwnedFd>) -> Result<u64> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut bytes = Vec::new();
         encode_request(&RequestFrame { id, request }, &mut bytes)
@@ -94,7 +104,14 @@ impl Conn {
             return Err(e.clone());
         }
         let _w = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        if let Err(e) = transport::send_all(self.sock.as_raw_fd(), &bytes) {
+        let sock = self.sock.as_raw_fd();
+        let sent = match fd {
+            // The descriptor rides on the frame's first byte.
+            Some(fd) => transport::send_with_fds(sock, &bytes, &[fd.as_raw_fd()])
+                .and_then(|n| transport::send_all(sock, &bytes[n..])),
+            None => transport::send_all(sock, &bytes),
+        };
+        if let Err(e) = sent {
             let err = disconnected(&format!("sending to psmd failed: {e}"));
             self.fail(err.clone());
             return Err(err);
@@ -107,10 +124,33 @@ impl Conn {
         self.call_within(request, None)
     }
 
+    /// Sends `request` with a descriptor (`SCM_RIGHTS`) and waits for its reply.
+    pub(crate) fn call_with_fd(&self, request: Request, fd: &OwnedFd) -> ReplyResult {
+        let id = self.send(request, Some(fd))?;
+        match self.wait_for(|st| st.replies.remove(&id), None)? {
+            Some(result) => result,
+            None => Err(Error::new(Code::PSM_ERR_INTERNAL, "wait without deadline ended")),
+        }
+    }
+
+    /// Installs (or with None removes) the prompt handler.
+    pub(crate) fn set_prompt_handler(&self, handler: Option<PromptHandler>) {
+        let mut st = self.lock();
+        st.handler = handler;
+        if st.handler.is_none() {
+            // Prompts filed for a handler that is gone become events.
+            let pending: Vec<Prompt> = st.prompts.drain(..).collect();
+            for p in pending {
+                st.events.push_back(Event::Prompt(p));
+                st.notifier.raise();
+            }
+        }
+    }
+
     /// Like [`call`](Self::call), giving up with `PSM_ERR_TIMEOUT` after
     /// `timeout`. A reply that arrives later is dropped.
     pub(crate) fn call_within(&self, request: Request, timeout: Option<Duration>) -> ReplyResult {
-        let id = self.send(request)?;
+        let id = self.send(request, None)?;
         let deadline = timeout.map(|t| Instant::now() + t);
         match self.wait_for(|st| st.replies.remove(&id), deadline)? {
             Some(result) => result,
@@ -123,7 +163,7 @@ impl Conn {
 
     /// Sends `request` and does not wait; its reply is dropped on arrival.
     pub(crate) fn send_and_forget(&self, request: Request) {
-        if let Ok(id) = self.send(request) {
+        if let Ok(id) = self.send(request, None) {
             let mut st = self.lock();
             if st.replies.remove(&id).is_none() {
                 st.discard.insert(id);
@@ -161,6 +201,10 @@ impl Conn {
         // that `next_event(0)` after select() finds what made the fd readable.
         let mut looked = false;
         loop {
+            if !st.prompts.is_empty() && !st.reading {
+                st = self.run_prompt_handler(st);
+                continue;
+            }
             if let Some(v) = take(&mut st) {
                 return Ok(Some(v));
             }
@@ -203,6 +247,29 @@ impl Conn {
             }
             self.cv.notify_all();
         }
+    }
+
+    /// Hands the filed prompts to the handler with the lock released: the
+    /// handler may answer (another request on this connection) at once.
+    fn run_prompt_handler<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
+        let prompts: Vec<Prompt> = st.prompts.drain(..).collect();
+        let handler = st.handler.clone();
+        drop(st);
+        for p in prompts {
+            match &handler {
+                Some(h) => {
+                    let h = h.clone();
+                    // A panicking handler must not take the reader down with it.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(p)));
+                }
+                None => {
+                    let mut st = self.lock();
+                    st.events.push_back(Event::Prompt(p));
+                    st.notifier.raise();
+                }
+            }
+        }
+        self.lock()
     }
 
     /// One read from the socket into `rx`. Ok(false): nothing arrived in time.
@@ -259,6 +326,10 @@ impl Conn {
                     if !st.discard.remove(&id) {
                         st.replies.insert(id, result);
                     }
+                }
+                Ok(ServerFrame::Event(Event::Prompt(p))) if st.handler.is_some() => {
+                    st.prompts.push_back(p);
+                    self.cv.notify_all();
                 }
                 Ok(ServerFrame::Event(ev)) => {
                     st.events.push_back(ev);

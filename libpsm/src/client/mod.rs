@@ -11,9 +11,13 @@
 //! once; replies find their caller by request id.
 
 mod conn;
+mod prompt;
 mod spawn;
+mod tls;
 
+pub use prompt::WeakClient;
 pub use spawn::find_daemon;
+pub use tls::SslChannel;
 
 use crate::error::{Code, Error, Result};
 use crate::proto::{
@@ -348,7 +352,7 @@ fn channel_write_error(e: std::io::Error) -> Error {
     }
 }
 
-fn unexpected(reply: &Reply) -> Error {
+pub(crate) fn unexpected(reply: &Reply) -> Error {
     let kind = match reply {
         Reply::Hello { .. } => "Hello",
         Reply::Pong => "Pong",
@@ -358,6 +362,7 @@ fn unexpected(reply: &Reply) -> Error {
         Reply::Done => "Done",
         Reply::Certs(_) => "Certs",
         Reply::Verification(_) => "Verification",
+        Reply::Json(_) => "Json",
     };
     Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }

@@ -148,7 +148,8 @@ mod tests {
     use super::*;
     use crate::error::{Code, Error};
     use crate::proto::{
-        CertInfo, CertUsage, Event, HashAlg, KeyKind, Reply, Request, Secret, SigKind, Verification,
+        CertInfo, CertUsage, Event, HashAlg, KeyKind, Prompt, PromptKind, Reply, Request, Secret, SigKind,
+        SslOpts, Verification,
     };
 
     fn all_requests() -> Vec<Request> {
@@ -183,7 +184,26 @@ mod tests {
             Request::Pkcs12Export { sha256_hex: "ab".into(), password: Some(Secret("x".into())) },
             Request::SdrEncrypt { data: b"secret".to_vec() },
             Request::SdrDecrypt { data: vec![1] },
+            Request::SslConnect { host: "example.com".into(), port: 443, opts: sample_opts() },
+            Request::SslWrapFd { server_name: "h".into(), opts: SslOpts::default() },
+            Request::SslAcceptFd { sha256_hex: "ab".into(), opts: sample_opts() },
+            Request::TlsOpenPlain { host: "::1".into(), port: 25, opts: SslOpts::default() },
+            Request::SslStepUp { channel: 3 },
+            Request::SslInfo { channel: 3 },
+            Request::SslPeerCerts { channel: 3 },
+            Request::SetPromptHandler { enabled: true },
+            Request::PromptAnswer { id: 4, answer: Some(Secret("once".into())) },
         ]
+    }
+
+    fn sample_opts() -> SslOpts {
+        SslOpts {
+            alpn: vec![serde_bytes::ByteBuf::from(b"h2".to_vec())],
+            client_cert: Some("me".into()),
+            min_version: crate::proto::TLS_1_3,
+            proxy: Some("proxy:3128".into()),
+            timeout_ms: 500,
+        }
     }
 
     fn sample_cert() -> CertInfo {
@@ -257,6 +277,14 @@ mod tests {
                 url: "http://127.0.0.1:1/".into(),
             }),
             ServerFrame::Event(Event::DialogDone { id: 1 }),
+            ServerFrame::Reply { id: 10, result: Ok(Reply::Json("{}".into())) },
+            ServerFrame::Event(Event::Prompt(Prompt {
+                id: 2,
+                kind: PromptKind::ServerTrust,
+                message: "?".into(),
+                details_json: "{}".into(),
+                choices: vec!["once".into(), "reject".into()],
+            })),
         ];
         for frame in frames {
             let mut out = Vec::new();

@@ -173,11 +173,60 @@ pub enum Request {
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
     },
+    /// psmd resolves `host`, connects, runs the TLS handshake and replies
+    /// `Channel`: the plaintext side of the connection.
+    SslConnect {
+        host: String,
+        port: u16,
+        opts: SslOpts,
+    },
+    /// Wraps the connected TCP socket that travels with this request
+    /// (`SCM_RIGHTS`) as a TLS client for `server_name`. Replies `Channel`.
+    SslWrapFd {
+        server_name: String,
+        opts: SslOpts,
+    },
+    /// Wraps the accepted TCP socket that travels with this request as a TLS
+    /// server presenting the certificate `sha256_hex` and its key.
+    SslAcceptFd {
+        sha256_hex: String,
+        opts: SslOpts,
+    },
+    /// Connects without TLS (STARTTLS protocols); `SslStepUp` starts TLS
+    /// later. Replies `Channel`.
+    TlsOpenPlain {
+        host: String,
+        port: u16,
+        opts: SslOpts,
+    },
+    /// Starts the TLS handshake on a channel opened by `TlsOpenPlain`;
+    /// replies `Done` once it succeeded.
+    SslStepUp {
+        channel: u64,
+    },
+    /// Security information of a TLS channel. Replies `Json`.
+    SslInfo {
+        channel: u64,
+    },
+    /// The certificates the peer presented, leaf first. Replies `Certs`
+    /// (with nickname and trust when the store has them).
+    SslPeerCerts {
+        channel: u64,
+    },
+    /// The application does (or no longer does) answer `Prompt` events.
+    SetPromptHandler {
+        enabled: bool,
+    },
+    /// The answer to the `Prompt` event `id`; None cancels.
+    PromptAnswer {
+        id: u64,
+        answer: Option<Secret>,
+    },
 }
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 25;
+pub const REQUEST_KINDS: u32 = 34;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -311,6 +360,15 @@ impl Request {
             Request::Pkcs12Export { .. } => "Pkcs12Export",
             Request::SdrEncrypt { .. } => "SdrEncrypt",
             Request::SdrDecrypt { .. } => "SdrDecrypt",
+            Request::SslConnect { .. } => "SslConnect",
+            Request::SslWrapFd { .. } => "SslWrapFd",
+            Request::SslAcceptFd { .. } => "SslAcceptFd",
+            Request::TlsOpenPlain { .. } => "TlsOpenPlain",
+            Request::SslStepUp { .. } => "SslStepUp",
+            Request::SslInfo { .. } => "SslInfo",
+            Request::SslPeerCerts { .. } => "SslPeerCerts",
+            Request::SetPromptHandler { .. } => "SetPromptHandler",
+            Request::PromptAnswer { .. } => "PromptAnswer",
         }
     }
 }
@@ -334,6 +392,7 @@ pub enum Reply {
     Done,
     Certs(Vec<CertInfo>),
     Verification(Verification),
+    Json(String),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -345,6 +404,57 @@ pub enum Event {
     Dialog { id: u64, width: u32, height: u32, modal: bool, url: String },
     /// The dialog `id` was answered, cancelled or timed out: close its window.
     DialogDone { id: u64 },
+    /// A question for the application's own prompt handler; answer with
+    /// `PromptAnswer`.
+    Prompt(Prompt),
+}
+
+/// What a prompt asks (`PSM_PROMPT_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PromptKind {
+    /// A server certificate failed verification. Answers: "once", "always"
+    /// (remembered for this host, port, certificate and errors), "reject".
+    ServerTrust,
+    /// The server asks for a client certificate and several match. Answer:
+    /// one of `choices` (a certificate's "sha256:<hex>").
+    ClientCert,
+    /// A password. Answer: the password.
+    Password,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Prompt {
+    pub id: u64,
+    pub kind: PromptKind,
+    /// One or two sentences for the user, in plain words.
+    pub message: String,
+    /// Everything the question is about, as a JSON object (host, port,
+    /// error, certificate chain, ...).
+    pub details_json: String,
+    /// The answers that are accepted (empty for a password).
+    pub choices: Vec<String>,
+}
+
+/// TLS protocol versions (`PSM_TLS_1_2`, `PSM_TLS_1_3`: the wire numbers).
+pub const TLS_1_2: u16 = 0x0303;
+pub const TLS_1_3: u16 = 0x0304;
+
+/// Options of a TLS channel. The defaults: TLS 1.2 and 1.3, no ALPN, no
+/// proxy, a client certificate only if the server asks (chosen by the user
+/// when several match).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SslOpts {
+    /// ALPN protocols in order of preference.
+    pub alpn: Vec<serde_bytes::ByteBuf>,
+    /// The client certificate to present: nickname or "sha256:<hex>".
+    pub client_cert: Option<String>,
+    /// `TLS_1_2` or `TLS_1_3`; 0 = TLS 1.2.
+    pub min_version: u16,
+    /// An HTTP proxy ("host:port") to reach the server through with CONNECT.
+    pub proxy: Option<String>,
+    /// Limit for resolving, connecting and the handshake, in milliseconds;
+    /// 0 = the default (30 s). Time spent waiting for the user is not counted.
+    pub timeout_ms: u32,
 }
 
 /// Everything the daemon sends.
@@ -359,6 +469,17 @@ impl ServerFrame {
     pub fn fd_count(&self) -> usize {
         match self {
             ServerFrame::Reply { result: Ok(Reply::Channel { .. }), .. } => 1,
+            _ => 0,
+        }
+    }
+}
+
+impl Request {
+    /// Number of descriptors that travel with this request (the socket of
+    /// `SslWrapFd` and `SslAcceptFd`).
+    pub fn fd_count(&self) -> usize {
+        match self {
+            Request::SslWrapFd { .. } | Request::SslAcceptFd { .. } => 1,
             _ => 0,
         }
     }

@@ -6,4 +6,5 @@ pub mod core;
 pub mod crypto;
 pub mod debug;
 pub mod key;
+pub mod tls;
 pub mod token;

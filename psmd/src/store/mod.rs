@@ -6,6 +6,7 @@
 mod anchors;
 mod certs;
 mod keys;
+mod overrides;
 mod schema;
 
 pub use anchors::system_anchors;
@@ -62,6 +63,12 @@ impl Store {
         let mut store = Store { db };
         schema::migrate(&mut store.db)?;
         Ok(store)
+    }
+
+    /// Changes with every write to the store, so that views built from it
+    /// (the verifier's trust set) know when to rebuild.
+    pub fn generation(&self) -> u64 {
+        self.db.total_changes()
     }
 
     /// `PRAGMA integrity_check`: "ok" or the problems SQLite found.

@@ -53,6 +53,17 @@ const MIGRATIONS: &[&str] = &[
         has_password   INTEGER NOT NULL
     );
     "#,
+    // 2: the user's "accept this server certificate anyway" decisions.
+    r#"
+    CREATE TABLE overrides (
+        host       TEXT NOT NULL COLLATE NOCASE,
+        port       INTEGER NOT NULL,
+        sha256     BLOB NOT NULL,
+        error_bits INTEGER NOT NULL,
+        added      INTEGER NOT NULL,
+        PRIMARY KEY (host, port, sha256)
+    );
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -1,0 +1,65 @@
+//! Prompts the application answers itself, instead of psmd's HTML dialogs.
+
+use super::{Client, unexpected};
+use crate::error::Result;
+use crate::proto::{Prompt, Reply, Request, Secret};
+use std::sync::Arc;
+
+/// A handle on a connection that does not keep it open: what a prompt
+/// handler should hold, since the connection holds the handler.
+#[derive(Clone, Debug)]
+pub struct WeakClient {
+    conn: std::sync::Weak<super::conn::Conn>,
+    session_id: u64,
+    daemon_version: String,
+}
+
+impl WeakClient {
+    /// The client, while any other handle keeps the connection open.
+    pub fn upgrade(&self) -> Option<Client> {
+        Some(Client {
+            conn: self.conn.upgrade()?,
+            session_id: self.session_id,
+            daemon_version: self.daemon_version.clone(),
+        })
+    }
+}
+
+impl Client {
+    pub fn downgrade(&self) -> WeakClient {
+        WeakClient {
+            conn: Arc::downgrade(&self.conn),
+            session_id: self.session_id,
+            daemon_version: self.daemon_version.clone(),
+        }
+    }
+
+    /// Registers `handler` for this connection's prompts (None removes it).
+    /// It runs on whichever thread is waiting on psmd when a prompt comes,
+    /// usually the one whose request raised the question, and may answer
+    /// at once with [`prompt_answer`](Self::prompt_answer) or later from
+    /// any thread. Without a handler, prompts arrive as events.
+    pub fn set_prompt_handler(&self, handler: Option<Arc<dyn Fn(Prompt) + Send + Sync>>) -> Result<()> {
+        let enabled = handler.is_some();
+        self.conn.set_prompt_handler(handler);
+        let result = match self.conn.call(Request::SetPromptHandler { enabled }) {
+            Ok((Reply::Done, _)) => Ok(()),
+            Ok((other, _)) => Err(unexpected(&other)),
+            Err(e) => Err(e),
+        };
+        if result.is_err() && enabled {
+            // psmd will not send prompts; keep no handler that waits for them.
+            self.conn.set_prompt_handler(None);
+        }
+        result
+    }
+
+    /// Answers the prompt `id`; None cancels it.
+    pub fn prompt_answer(&self, id: u64, answer: Option<&str>) -> Result<()> {
+        let answer = answer.map(|a| Secret(a.to_string()));
+        match self.conn.call(Request::PromptAnswer { id, answer })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! Certificate overrides: the user accepted a server certificate that
+//! failed verification. Each is bound to the host, the port, the
+//! certificate's SHA-256 and the kinds of error it had, so it never covers
+//! another certificate, another port, or a new kind of problem.
+
+use super::{Store, db_error};
+use psm::Error;
+use rusqlite::{OptionalExtension, params};
+
+impl Store {
+    /// The error bits accepted for this certificate at `host`:`port`, if any.
+    pub fn override_bits(&self, host: &str, port: u16, sha256: &[u8; 32]) -> Result<Option<u32>, Error> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT error_bits FROM overrides WHERE host = ?1 AND port = ?2 AND sha256 = ?3")
+            .map_err(db_error)?;
+        stmt.query_row(params![host, port, sha256], |r| r.get(0)).optional().map_err(db_error)
+    }
+
+    /// Remembers that the user accepts `error_bits` for this certificate at
+    /// `host`:`port`, replacing an earlier decision for the same triple.
+    pub fn put_override(
+        &mut self,
+        host: &str,
+        port: u16,
+        sha256: &[u8; 32],
+        error_bits: u32,
+    ) -> Result<(), Error> {
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.db
+            .execute(
+                "INSERT OR REPLACE INTO overrides (host, port, sha256, error_bits, added) \
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![host, port, sha256, error_bits, now as i64],
+            )
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_override_is_bound_to_host_port_and_certificate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("p")).unwrap();
+        let sha = [7u8; 32];
+        store.put_override("Example.COM", 443, &sha, 0b101).unwrap();
+        assert_eq!(store.override_bits("example.com", 443, &sha).unwrap(), Some(0b101));
+        assert_eq!(store.override_bits("example.com", 8443, &sha).unwrap(), None);
+        assert_eq!(store.override_bits("example.org", 443, &sha).unwrap(), None);
+        assert_eq!(store.override_bits("example.com", 443, &[8u8; 32]).unwrap(), None);
+        store.put_override("example.com", 443, &sha, 0b1).unwrap();
+        assert_eq!(store.override_bits("example.com", 443, &sha).unwrap(), Some(0b1));
+    }
+}

@@ -1,0 +1,246 @@
+//! Certificates psmd presents: a client certificate when a server asks
+//! (named by the application, or the only one that fits, or the user's
+//! choice), and the server certificate of `SslAcceptFd`. The private key is
+//! unsealed from the soft token for the session and signs inside psmd.
+
+use super::TlsContext;
+use super::handshake::{Current, Notes};
+use crate::pool::ReplyTo;
+use psm::proto::{CERTS_USER, PromptKind};
+use psm::{Code, Error};
+use rustls::SignatureScheme;
+use rustls::client::ResolvesClientCert;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::sign::CertifiedKey;
+use std::sync::{Arc, Mutex};
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// Most CA certificates psmd puts above a leaf it presents.
+const MAX_CHAIN: usize = 5;
+
+/// The certificate `sha256` from the store with its private key, ready to
+/// present, followed by the CA certificates above it that the store holds
+/// (not the self-signed root: the peer must already have it).
+pub fn certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
+    let (leaf, row, cas) = {
+        let store = ctx.lock_store();
+        let leaf = store.get(sha256)?;
+        let spki = store.cert_spki(sha256)?;
+        let row = store.key_for_spki(&spki)?.ok_or_else(|| {
+            Error::new(
+                Code::PSM_ERR_NOT_FOUND,
+                format!("certificate {} has no private key in psm", leaf.nickname),
+            )
+        })?;
+        let cas: Vec<Vec<u8>> =
+            store.all_with_trust()?.into_iter().filter(|r| r.is_ca).map(|r| r.der).collect();
+        (leaf, row, cas)
+    };
+    let master = ctx.token.master(session)?;
+    let pkcs8 = row.open(&master)?;
+    let key = ctx
+        .provider
+        .key_provider
+        .load_private_key(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pkcs8.to_vec())))
+        .map_err(|e| {
+            Error::new(Code::PSM_ERR_UNSUPPORTED, format!("this key cannot be used for TLS: {e}"))
+        })?;
+    let mut chain = vec![CertificateDer::from(leaf.der.clone())];
+    let mut current = leaf.der;
+    for _ in 0..MAX_CHAIN {
+        let Some(issuer) = find_issuer(&current, &cas) else { break };
+        if is_self_issued(&issuer) {
+            break;
+        }
+        chain.push(CertificateDer::from(issuer.clone()));
+        current = issuer;
+    }
+    Ok(Arc::new(CertifiedKey::new(chain, key)))
+}
+
+fn names(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (_, x) = X509Certificate::from_der(der).ok()?;
+    Some((x.subject().as_raw().to_vec(), x.issuer().as_raw().to_vec()))
+}
+
+fn is_self_issued(der: &[u8]) -> bool {
+    names(der).is_some_and(|(s, i)| s == i)
+}
+
+fn find_issuer(der: &[u8], cas: &[Vec<u8>]) -> Option<Vec<u8>> {
+    let (subject, issuer) = names(der)?;
+    if subject == issuer {
+        return None;
+    }
+    cas.iter().find(|ca| names(ca).is_some_and(|(s, _)| s == issuer)).cloned()
+}
+
+/// Whether a server's CA hint names `issuer_raw` (hints may come with or
+/// without the Name's outer SEQUENCE).
+fn hint_matches(hint: &[u8], issuer_raw: &[u8]) -> bool {
+    hint == issuer_raw || strip_sequence(issuer_raw) == Some(hint)
+}
+
+fn strip_sequence(der: &[u8]) -> Option<&[u8]> {
+    if der.first() != Some(&0x30) {
+        return None;
+    }
+    let len0 = *der.get(1)? as usize;
+    let (len, start) = if len0 < 0x80 {
+        (len0, 2)
+    } else {
+        let n = len0 & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let bytes = der.get(2..2 + n)?;
+        (bytes.iter().fold(0usize, |a, b| (a << 8) | *b as usize), 2 + n)
+    };
+    der.get(start..start + len)
+}
+
+/// Chooses the client certificate when a server asks for one.
+#[derive(Debug)]
+pub struct ClientCerts {
+    pub ctx: Arc<TlsContext>,
+    pub session: u64,
+    /// The certificate the application named, if it did.
+    pub named: Option<[u8; 32]>,
+    pub can_prompt: bool,
+    pub to: ReplyTo,
+    pub notes: Arc<Mutex<Notes>>,
+}
+
+impl ClientCerts {
+    fn notes(&self) -> std::sync::MutexGuard<'_, Notes> {
+        self.notes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The user's certificates with a private key, valid now for TLS client
+    /// authentication, issued by a CA the server names (any, if it names none).
+    fn candidates(&self, hints: &[&[u8]]) -> Result<Vec<psm::proto::CertInfo>, Error> {
+        let now = super::unix_now() as i64;
+        let certs = self.ctx.lock_store().list(CERTS_USER)?;
+        Ok(certs
+            .into_iter()
+            .filter(|c| c.has_private_key && c.not_before <= now && now <= c.not_after && !c.is_ca)
+            .filter(|c| c.ext_key_usage.as_ref().is_none_or(|ekus| ekus.iter().any(|e| e == "clientAuth")))
+            .filter(|c| {
+                hints.is_empty()
+                    || names(&c.der).is_some_and(|(_, issuer)| hints.iter().any(|h| hint_matches(h, &issuer)))
+            })
+            .collect())
+    }
+
+    fn choose(&self, hints: &[&[u8]]) -> Result<Option<[u8; 32]>, Error> {
+        if let Some(named) = self.named {
+            return Ok(Some(named));
+        }
+        let candidates = self.candidates(hints)?;
+        let sha = |c: &psm::proto::CertInfo| crate::store::parse_fingerprint(&c.sha256_hex);
+        match candidates.len() {
+            0 => Ok(None),
+            1 => sha(&candidates[0]).map(Some),
+            n if !self.can_prompt => Err(Error::new(
+                Code::PSM_ERR_NO_UI,
+                format!(
+                    "the server asks for a client certificate and {n} of yours match; name one in the \
+                     options or register a prompt handler"
+                ),
+            )),
+            _ => {
+                let choices: Vec<String> =
+                    candidates.iter().map(|c| format!("sha256:{}", c.sha256_hex)).collect();
+                let list: Vec<serde_json::Value> = candidates
+                    .iter()
+                    .map(|c| {
+                        serde_json::json!({
+                            "choice": format!("sha256:{}", c.sha256_hex),
+                            "nickname": c.nickname,
+                            "subject": c.subject,
+                            "issuer": c.issuer,
+                            "not_after": c.not_after,
+                        })
+                    })
+                    .collect();
+                let details = serde_json::json!({ "certificates": list });
+                let message =
+                    "The server asks who you are. Which certificate should identify you?".to_string();
+                let answer = self.ctx.prompts.ask(
+                    self.to,
+                    PromptKind::ClientCert,
+                    message,
+                    details.to_string(),
+                    choices,
+                )?;
+                crate::store::parse_fingerprint(&answer.0).map(Some)
+            }
+        }
+    }
+}
+
+/// The certificate chooser every client connection shares (see
+/// `SharedVerifier` for why); the connection is this thread's [`Current`].
+#[derive(Debug)]
+pub struct SharedClientCerts;
+
+impl ResolvesClientCert for SharedClientCerts {
+    fn resolve(&self, hints: &[&[u8]], sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        Current::with(|cur| {
+            let certs = ClientCerts {
+                ctx: cur.ctx.clone(),
+                session: cur.to.session_id,
+                named: cur.named,
+                can_prompt: cur.can_prompt,
+                to: cur.to,
+                notes: cur.notes.clone(),
+            };
+            certs.resolve(hints, sigschemes)
+        })
+        .flatten()
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+impl ClientCerts {
+    fn resolve(&self, hints: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        let chosen = self.choose(hints).and_then(|c| match c {
+            Some(sha) => certified_key(&self.ctx, self.session, &sha).map(|k| Some((sha, k))),
+            None => Ok(None),
+        });
+        match chosen {
+            Ok(Some((_, key))) => {
+                let mut notes = self.notes();
+                notes.client_cert = key.cert.first().map(|c| c.to_vec());
+                // The server ties a resumed session to this identity; no
+                // other application may resume it.
+                notes.no_resumption = true;
+                Some(key)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                // rustls cannot fail the handshake from here; the handshake
+                // driver sees the recorded error and stops.
+                self.notes().fail(e);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hint_matches_with_or_without_the_outer_sequence() {
+        let name = [0x30, 0x03, 0x31, 0x01, 0x00];
+        assert!(hint_matches(&name, &name));
+        assert!(hint_matches(&name[2..], &name));
+        assert!(!hint_matches(&[0x31], &name));
+        assert_eq!(strip_sequence(&[0x30, 0x81]), None);
+    }
+}

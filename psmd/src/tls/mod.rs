@@ -1,0 +1,160 @@
+//! TLS data channels ("SSL wrap"). An application asks for a secure
+//! connection and gets a plaintext data channel; psmd runs TLS with rustls.
+//!
+//! - [`handshake`]: resolving, connecting (directly or through an HTTP
+//!   proxy) and the handshake, on a thread of its own per connection, since
+//!   a handshake may wait for DNS, a slow server or the user's answer;
+//! - [`verifier`]: the server certificate, checked against the store's
+//!   trust settings and the user's overrides, asking the user when allowed;
+//! - [`client_auth`]: client certificates from the store, keys used inside psmd;
+//! - [`relay`]: after the handshake, the event loop moves bytes between the
+//!   application's channel and the network, with bounded buffers;
+//! - [`info`]: what `SslInfo` reports.
+
+pub mod client_auth;
+pub mod handshake;
+pub mod info;
+pub mod relay;
+pub mod verifier;
+
+pub use handshake::{Established, HandshakeDone};
+
+use crate::mailbox::Mailbox;
+use crate::pki::verify::TrustSet;
+use crate::prompt::Prompts;
+use crate::store::Store;
+use crate::token::TokenState;
+use psm::proto::CertUsage;
+use psm::{Code, Error};
+use rustls::client::ClientSessionMemoryCache;
+use rustls::crypto::CryptoProvider;
+use rustls::server::ServerSessionMemoryCache;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A verification result: code, detail, and the override used ("once",
+/// "always") if any.
+pub type Verification = (Code, String, Option<&'static str>);
+
+/// Servers whose TLS sessions psmd remembers for resumption, shared by all
+/// applications.
+const RESUMPTION_CACHE_SERVERS: usize = 1024;
+/// Handshakes (each on its own thread) running at once.
+pub const MAX_HANDSHAKES: usize = 512;
+
+/// What every TLS connection shares: the crypto provider, the resumption
+/// caches, the verifier's view of the store, and the way to ask the user.
+pub struct TlsContext {
+    pub provider: Arc<CryptoProvider>,
+    /// Client sessions for resumption, and the store generation they were
+    /// made under: a change of trust settings (a CRL, a distrust) empties it.
+    resumption: Mutex<(u64, Arc<ClientSessionMemoryCache>)>,
+    /// How the certificate of each resumable session was accepted.
+    verdicts: Mutex<HashMap<String, Verification>>,
+    pub server_sessions: Arc<ServerSessionMemoryCache>,
+    pub store: Arc<Mutex<Store>>,
+    pub token: Arc<TokenState>,
+    pub prompts: Arc<Prompts>,
+    pub mailbox: Arc<Mailbox>,
+    /// Shared by every client connection (rustls resumes only between
+    /// connections with the same instances).
+    pub verifier: Arc<verifier::SharedVerifier>,
+    pub client_certs: Arc<client_auth::SharedClientCerts>,
+    /// The trust set for TLS servers and the store generation it was built at.
+    trust: Mutex<Option<(u64, Arc<TrustSet>)>>,
+    running: AtomicUsize,
+}
+
+impl TlsContext {
+    pub fn new(
+        store: Arc<Mutex<Store>>,
+        token: Arc<TokenState>,
+        prompts: Arc<Prompts>,
+        mailbox: Arc<Mailbox>,
+    ) -> TlsContext {
+        // aws-lc-rs with X25519MLKEM768 preferred, the rustls default.
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        TlsContext {
+            verifier: Arc::new(verifier::SharedVerifier { provider: provider.clone() }),
+            client_certs: Arc::new(client_auth::SharedClientCerts),
+            provider,
+            resumption: Mutex::new((
+                u64::MAX,
+                Arc::new(ClientSessionMemoryCache::new(RESUMPTION_CACHE_SERVERS)),
+            )),
+            verdicts: Mutex::new(HashMap::new()),
+            server_sessions: ServerSessionMemoryCache::new(RESUMPTION_CACHE_SERVERS),
+            store,
+            token,
+            prompts,
+            mailbox,
+            trust: Mutex::new(None),
+            running: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The store's trust settings for TLS servers, rebuilt only after the
+    /// store changed.
+    pub fn server_trust(&self) -> Result<Arc<TrustSet>, Error> {
+        let store = self.lock_store();
+        let generation = store.generation();
+        let mut cached = self.trust.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((g, set)) = &*cached
+            && *g == generation
+        {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(crate::ops::cert::trust_set(&store, CertUsage::TlsServer)?);
+        *cached = Some((generation, set.clone()));
+        Ok(set)
+    }
+
+    /// The resumption cache, emptied first if the store changed since.
+    pub fn resumption_cache(&self) -> Result<Arc<ClientSessionMemoryCache>, Error> {
+        let generation = self.lock_store().generation();
+        let mut cache = self.resumption.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.0 != generation {
+            *cache = (generation, Arc::new(ClientSessionMemoryCache::new(RESUMPTION_CACHE_SERVERS)));
+            self.verdicts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        }
+        Ok(cache.1.clone())
+    }
+
+    pub fn remember_verification(&self, host: &str, v: Verification) {
+        let mut verdicts = self.verdicts.lock().unwrap_or_else(|p| p.into_inner());
+        if verdicts.len() >= RESUMPTION_CACHE_SERVERS {
+            verdicts.clear();
+        }
+        verdicts.insert(host.to_ascii_lowercase(), v);
+    }
+
+    pub fn remembered_verification(&self, host: &str) -> Option<Verification> {
+        self.verdicts.lock().unwrap_or_else(|p| p.into_inner()).get(&host.to_ascii_lowercase()).cloned()
+    }
+
+    /// Counts a handshake thread in; `PSM_ERR_BUSY` past the limit.
+    fn enter(&self) -> Result<(), Error> {
+        if self.running.fetch_add(1, Ordering::AcqRel) >= MAX_HANDSHAKES {
+            self.running.fetch_sub(1, Ordering::AcqRel);
+            return Err(Error::new(
+                Code::PSM_ERR_BUSY,
+                format!("{MAX_HANDSHAKES} TLS handshakes are already running; try again"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn leave(&self) {
+        self.running.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Seconds since 1970, for the verifier.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
