@@ -10,7 +10,8 @@ BUILD=$(cd "$BUILD" && pwd)
 EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 SIZE_MIB=64
 
-for f in "$BUILD/psmd" "$EXAMPLES/psm-status" "$EXAMPLES/psm-sha256"; do
+for f in "$BUILD/psmd" "$EXAMPLES/psm-status" "$EXAMPLES/psm-sha256" \
+    "$EXAMPLES/psm-certutil" "$EXAMPLES/psm-fetch"; do
     [ -x "$f" ] || { echo "demo: $f is missing; run 'make examples' first" >&2; exit 1; }
 done
 
@@ -20,6 +21,11 @@ chmod 700 "$dir"
 cleanup() {
     status=$?
     trap - EXIT INT TERM
+    server=$(cat "$dir/s_server.pid" 2>/dev/null || true)
+    if [ -n "$server" ] && kill -0 "$server" 2>/dev/null; then
+        echo "== stopping the TLS server (pid $server)"
+        kill -TERM "$server" 2>/dev/null || true
+    fi
     pid=$(cat "$dir/psm/daemon.lock" 2>/dev/null || true)
     if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
         echo "== stopping psmd (pid $pid) with SIGTERM"
@@ -68,3 +74,43 @@ echo "== psm-status again: the same daemon, which has now served more requests"
 served=$(sed -n 's/.*"requests_served":\([0-9]*\).*/\1/p' "$dir/status.txt")
 echo "requests_served is now ${served:-unknown}"
 echo
+echo
+
+echo "== psm-fetch: HTTPS through psmd, against a local TLS server"
+# A throwaway CA and a certificate for localhost, made with openssl.
+mkdir "$dir/tls"
+(
+    cd "$dir/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj "/CN=psm demo CA" -keyout ca.key -out ca.pem \
+        -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+        -subj "/CN=localhost" -keyout server.key -out server.csr 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n' > server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+        -extfile server.ext -out server.pem 2>/dev/null
+)
+# openssl picks a free port (-accept 0) and says which on its first line.
+openssl s_server -www -accept 0 -cert "$dir/tls/server.pem" -key "$dir/tls/server.key" \
+    > "$dir/s_server.log" 2>&1 < /dev/null &
+echo $! > "$dir/s_server.pid"
+port=
+i=0
+while [ -z "$port" ] && [ $i -lt 100 ]; do
+    sleep 0.1
+    port=$(sed -n 's/^ACCEPT .*:\([0-9][0-9]*\)$/\1/p' "$dir/s_server.log")
+    i=$((i + 1))
+done
+[ -n "$port" ] || { echo "demo: openssl s_server did not start:" >&2; cat "$dir/s_server.log" >&2; exit 1; }
+echo "openssl s_server -www listens on port $port"
+
+echo "-- without its CA, psm refuses the server (and says why):"
+if "$EXAMPLES/psm-fetch" "https://localhost:$port/" > /dev/null; then
+    echo "demo: psm-fetch accepted a server whose CA psm does not know" >&2
+    exit 1
+fi
+echo "-- psm-certutil import ca.pem --trust ca-tls:"
+"$EXAMPLES/psm-certutil" import "$dir/tls/ca.pem" --trust ca-tls
+echo "-- psm-fetch https://localhost:$port/ (on stderr the status and security info, then the page):"
+"$EXAMPLES/psm-fetch" "https://localhost:$port/" > "$dir/page.html"
+head -n 4 "$dir/page.html" | sed 's/^/    /'

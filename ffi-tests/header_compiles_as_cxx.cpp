@@ -24,6 +24,27 @@ static_assert(std::is_same<decltype(&psm_stream_finish),
               "psm_stream_finish signature");
 static_assert(std::is_same<decltype(&psm_conn_fd), int32_t (*)(const psm_conn *)>::value,
               "psm_conn_fd signature");
+static_assert(std::is_same<decltype(&psm_ssl_connect),
+                           psm_result (*)(psm_conn *, const char *, uint16_t, const psm_ssl_opts *,
+                                          psm_ssl **)>::value,
+              "psm_ssl_connect signature");
+static_assert(std::is_same<decltype(&psm_ssl_peer_cert),
+                           psm_result (*)(psm_conn *, const psm_ssl *, size_t, psm_cert **)>::value,
+              "psm_ssl_peer_cert signature");
+static_assert(std::is_same<psm_prompt_cb, psm_result (*)(void *, const psm_prompt *)>::value,
+              "psm_prompt_cb type");
+static_assert(std::is_same<decltype(&psm_set_prompt_handler),
+                           psm_result (*)(psm_conn *, psm_prompt_cb, void *)>::value,
+              "psm_set_prompt_handler signature");
+static_assert(PSM_TLS_1_2 == 0x0303 && PSM_TLS_1_3 == 0x0304, "TLS versions are the wire numbers");
+
+// A prompt handler written in C++: it must have C linkage to match psm_prompt_cb.
+extern "C" psm_result cancel_every_prompt(void *userdata, const psm_prompt *prompt)
+{
+    (void)userdata;
+    (void)prompt;
+    return PSM_ERR_USER_CANCELLED;
+}
 
 int main()
 {
@@ -43,6 +64,9 @@ int main()
     psm_free(nullptr);
     psm_conn_free(nullptr);
     CHECK_EQ(psm_conn_fd(nullptr), -1);
+    CHECK_EQ(psm_ssl_fd(nullptr), -1);
+    CHECK(psm_event_prompt(nullptr) == nullptr);
+    CHECK_EQ(psm_set_prompt_handler(nullptr, cancel_every_prompt, nullptr), PSM_ERR_NULL_PARAMETER);
     // Run without a daemon (PSM_FIXTURE_NO_DAEMON=1): nothing to connect to.
     CHECK_EQ(psm_connect("header_compiles_as_cxx", PSM_CONNECT_NO_SPAWN, &conn),
              PSM_ERR_DISCONNECTED);

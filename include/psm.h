@@ -137,6 +137,25 @@
 // RSA-PSS with SHA-256, MGF1-SHA-256, salt of 32 bytes.
 #define PSM_SIG_RSA_PSS_SHA256 5
 
+// `psm_prompt_kind`: a server's certificate failed verification. The
+// details say why; the choices are "once" (this connection only),
+// "always" (remembered for this host, port, certificate and errors) and
+// "reject".
+#define PSM_PROMPT_SERVER_TRUST 1
+
+// The server asks for a client certificate and several match; the
+// choices are the candidates' "sha256:<hex>".
+#define PSM_PROMPT_CLIENT_CERT 2
+
+// A password (the answer is the password; there are no choices).
+#define PSM_PROMPT_PASSWORD 3
+
+// `psm_ssl_opts_set_min_version`: TLS 1.2 (the default minimum).
+#define PSM_TLS_1_2 771
+
+// `psm_ssl_opts_set_min_version`: TLS 1.3 only.
+#define PSM_TLS_1_3 772
+
 // `psm_result`: `PSM_OK` (0) or the reason an operation failed.
 enum psm_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -179,6 +198,7 @@ enum psm_result
   PSM_ERR_CONNECT = 201,
   PSM_ERR_TLS_HANDSHAKE = 202,
   PSM_ERR_TLS_ALERT = 203,
+  PSM_ERR_TLS_TRUNCATED = 204,
   PSM_ERR_SMIME_BAD_SIGNATURE = 300,
   PSM_ERR_SMIME_NO_KEY = 301,
 };
@@ -205,11 +225,38 @@ typedef struct psm_conn psm_conn;
 // An event from psmd. Free it with `psm_event_free`.
 typedef struct psm_event psm_event;
 
+// A question from psmd for the application to answer with
+// `psm_prompt_answer` (or `psm_prompt_answer_id`). Borrowed: from a prompt
+// handler, valid during the call; from `psm_event_prompt`, until the event
+// is freed. Never freed by the caller.
+typedef struct psm_prompt psm_prompt;
+
+// A TLS connection run by psmd: the application reads and writes
+// plaintext on `psm_ssl_fd`. Free it with `psm_ssl_free`. It keeps its
+// own reference to the connection to psmd, so it keeps working after
+// `psm_conn_free`; the functions that take both need the connection the
+// channel was opened on.
+typedef struct psm_ssl psm_ssl;
+
+// Options for a TLS channel: ALPN, client certificate, minimum version,
+// HTTP proxy, timeout. Create with `psm_ssl_opts_new`, free with
+// `psm_ssl_opts_free`. The functions that take options copy them: one
+// options object may serve many connections and be freed at any time.
+// Not for concurrent modification from several threads.
+typedef struct psm_ssl_opts psm_ssl_opts;
+
 // A data channel for a stream operation. Free it with `psm_stream_free`.
 typedef struct psm_stream psm_stream;
 
 // The outcome of `psm_cert_verify`. Free it with `psm_verify_result_free`.
 typedef struct psm_verify_result psm_verify_result;
+
+// A prompt handler: called with each prompt psmd raises on the
+// connection. `prompt` is valid only during the call. Return `PSM_OK`
+// after answering it (`psm_prompt_answer`), or to answer later with
+// `psm_prompt_answer_id`; any other result without an answer cancels the
+// prompt.
+typedef psm_result (*psm_prompt_cb)(void *userdata, const psm_prompt *prompt);
 
 #ifdef __cplusplus
 extern "C" {
@@ -613,6 +660,15 @@ uint32_t psm_event_kind(const psm_event *ev);
 // `ev` is NULL or a live event.
 const char *psm_event_dialog_url(const psm_event *ev);
 
+// The prompt of a `PSM_EVENT_PROMPT` event (answer it with
+// `psm_prompt_answer`), NULL for other kinds. Valid until the event is
+// freed. Prompts come as events only while no prompt handler is installed
+// (`psm_set_prompt_handler`).
+//
+// # Safety
+// `ev` is NULL or a live event.
+const psm_prompt *psm_event_prompt(const psm_event *ev);
+
 // The window size a `PSM_EVENT_DIALOG` asks for; 0 x 0 for other kinds.
 // Either output pointer may be NULL.
 //
@@ -620,7 +676,7 @@ const char *psm_event_dialog_url(const psm_event *ev);
 // `ev` is NULL or a live event; `w` and `h` are NULL or writable.
 void psm_event_dialog_size(const psm_event *ev, uint32_t *w, uint32_t *h);
 
-// Frees an event. NULL is ignored.
+// Frees an event and the URL or prompt it lends out. NULL is ignored.
 //
 // # Safety
 // `ev` is NULL or from `psm_next_event` and not yet freed.
@@ -743,6 +799,274 @@ psm_result psm_sdr_decrypt(psm_conn *conn,
                            size_t len,
                            uint8_t **out,
                            size_t *out_len);
+
+// Installs `cb` as the connection's prompt handler (replacing an earlier
+// one), or with `cb` NULL removes it. With a handler, psmd asks the
+// application instead of failing at once when an operation needs a
+// decision (an untrusted server certificate, which client certificate to
+// send, a password).
+//
+// `cb` runs on whichever thread is waiting on psmd when the prompt comes,
+// usually the one inside the call that raised the question (often
+// `psm_ssl_connect`), so `userdata` must be usable there. It may call psm
+// functions on the connection, `psm_prompt_answer` included. It may also
+// return `PSM_OK` without answering, keep `psm_prompt_id(prompt)` and
+// answer later from any thread with `psm_prompt_answer_id`; the operation
+// waits until then. If it returns anything else without answering, libpsm
+// answers "cancel" for it (`PSM_ERR_USER_CANCELLED` for the operation).
+// Prompts that arrive while no handler is installed come as
+// `PSM_EVENT_PROMPT` events.
+//
+// # Safety
+// `conn` is live; `cb` is NULL or a function that may be called with
+// `userdata` from any thread until it is replaced or removed.
+psm_result psm_set_prompt_handler(psm_conn *conn, psm_prompt_cb cb, void *userdata);
+
+// The prompt's kind (`PSM_PROMPT_*`); 0 if `prompt` is NULL.
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+uint32_t psm_prompt_kind(const psm_prompt *prompt);
+
+// The prompt's id, for `psm_prompt_answer_id` (never 0); 0 if `prompt`
+// is NULL.
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+uint64_t psm_prompt_id(const psm_prompt *prompt);
+
+// One or two sentences for the user, in plain words. Valid as long as the
+// prompt; NULL if `prompt` is NULL.
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+const char *psm_prompt_message(const psm_prompt *prompt);
+
+// Everything the question is about, as a JSON object. For
+// `PSM_PROMPT_SERVER_TRUST`: "host", "port", "result" (the
+// `PSM_ERR_CERT_*` name), "errors", "detail", "sha256" and "chain" (sha256,
+// subject, issuer per certificate). Valid as long as the prompt; NULL if
+// `prompt` is NULL.
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+const char *psm_prompt_details_json(const psm_prompt *prompt);
+
+// The number of accepted answers (0 for a password, or if `prompt` is NULL).
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+size_t psm_prompt_choice_count(const psm_prompt *prompt);
+
+// The `i`-th accepted answer; valid as long as the prompt. NULL if
+// `prompt` is NULL or `i` is out of range.
+//
+// # Safety
+// `prompt` is NULL or valid (see `psm_prompt`).
+const char *psm_prompt_choice(const psm_prompt *prompt, size_t i);
+
+// Answers `prompt` with one of its choices (or, for a password, the
+// password); `answer` NULL cancels (the waiting operation fails with
+// `PSM_ERR_USER_CANCELLED`). psmd refuses an answer that is not one of
+// the choices, and one for a prompt already answered or given up.
+//
+// # Safety
+// `conn` is live and the connection the prompt came on; `prompt` is valid
+// (see `psm_prompt`); `answer` is NULL or a NUL-terminated string.
+psm_result psm_prompt_answer(psm_conn *conn, const psm_prompt *prompt, const char *answer);
+
+// Answers the prompt `id` (`psm_prompt_id`), from any thread and after
+// the prompt itself is gone; otherwise as `psm_prompt_answer`.
+//
+// # Safety
+// `conn` is live; `answer` is NULL or a NUL-terminated string.
+psm_result psm_prompt_answer_id(psm_conn *conn, uint64_t id, const char *answer);
+
+// New options with the defaults: TLS 1.2 and 1.3, no ALPN, a client
+// certificate only when the server asks (chosen by psmd or the user), no
+// proxy, a 30 s limit for connecting and the handshake. On success `*out`
+// owns them: free with `psm_ssl_opts_free`.
+//
+// # Safety
+// `out` is writable.
+psm_result psm_ssl_opts_new(psm_ssl_opts **out);
+
+// Frees options made by `psm_ssl_opts_new`; channels opened with them are
+// not affected. NULL is ignored.
+//
+// # Safety
+// `opts` is NULL or from `psm_ssl_opts_new` and not yet freed.
+void psm_ssl_opts_free(psm_ssl_opts *opts);
+
+// The ALPN protocols to offer, most preferred first (e.g. "h2",
+// "http/1.1"): `n` NUL-terminated names of 1 to 255 bytes. `n` 0 (with
+// `protocols` NULL or not) offers none. Replaces an earlier list; on an
+// error the options are unchanged.
+//
+// # Safety
+// `opts` is live; `protocols` points to `n` NUL-terminated strings (may
+// be NULL when `n` is 0).
+psm_result psm_ssl_opts_set_alpn(psm_ssl_opts *opts, const char *const *protocols, size_t n);
+
+// The client certificate to present when the server asks for one: its
+// nickname or "sha256:<hex>" (its private key must be in psm's token).
+// NULL returns to the default: when the server asks, the one matching
+// certificate, or the user's choice among several.
+//
+// # Safety
+// `opts` is live; `nickname_or_sha256` is NULL or a NUL-terminated string.
+psm_result psm_ssl_opts_set_client_cert(psm_ssl_opts *opts, const char *nickname_or_sha256);
+
+// The oldest TLS version to accept: `PSM_TLS_1_2` (the default) or
+// `PSM_TLS_1_3`. Anything else is `PSM_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `opts` is live.
+psm_result psm_ssl_opts_set_min_version(psm_ssl_opts *opts, uint16_t version);
+
+// Reach the server through the HTTP proxy at `host`:`port` (an HTTP
+// CONNECT tunnel; TLS still runs end to end). `host` is a name or an IP
+// address (IPv6 with or without brackets). NULL `host` removes the proxy.
+//
+// # Safety
+// `opts` is live; `host` is NULL or a NUL-terminated string.
+psm_result psm_ssl_opts_set_proxy(psm_ssl_opts *opts, const char *host, uint16_t port);
+
+// The limit for resolving, connecting and the handshake, in milliseconds
+// (0: the default, 30 s). Time spent waiting for the user to answer a
+// prompt does not count.
+//
+// # Safety
+// `opts` is live.
+psm_result psm_ssl_opts_set_timeout(psm_ssl_opts *opts, uint32_t ms);
+
+// psmd resolves `host` (IPv4 and IPv6), connects to `port` (through the
+// options' proxy, if any), runs the TLS handshake with `host` as the
+// server name and checks the server's certificate against the user's
+// trust settings. Returns once the handshake succeeded; `*out` owns the
+// channel (`psm_ssl_free`). `opts` NULL: the defaults.
+//
+// A certificate problem fails with the precise `PSM_ERR_CERT_*` code,
+// unless a prompt handler (`psm_set_prompt_handler`) lets the user decide;
+// the handler then runs inside this call. Other failures:
+// `PSM_ERR_DNS`, `PSM_ERR_CONNECT`, `PSM_ERR_TIMEOUT`, `PSM_ERR_TLS_ALERT`
+// (the message names the alert), `PSM_ERR_TLS_HANDSHAKE`.
+//
+// # Safety
+// `conn` is live; `host` is a NUL-terminated string; `opts` is NULL or
+// live; `out` is writable.
+psm_result psm_ssl_connect(psm_conn *conn,
+                           const char *host,
+                           uint16_t port,
+                           const psm_ssl_opts *opts,
+                           psm_ssl **out);
+
+// Wraps a TCP socket the application connected itself as a TLS client
+// for `server_name` (the name the certificate must match, sent as SNI
+// unless it is an IP address). psmd receives its own duplicate of
+// `connected_fd`: the caller keeps `connected_fd` and may close it at
+// once, but must not read or write it while the channel is open. `*out`
+// is freed with `psm_ssl_free`. Errors as for `psm_ssl_connect`; `opts`
+// NULL: the defaults (a proxy does not apply).
+//
+// # Safety
+// `conn` is live; `server_name` is a NUL-terminated string; `opts` is NULL
+// or live; `out` is writable.
+psm_result psm_ssl_wrap_fd(psm_conn *conn,
+                           int32_t connected_fd,
+                           const char *server_name,
+                           const psm_ssl_opts *opts,
+                           psm_ssl **out);
+
+// Wraps a TCP socket the application accepted as a TLS server presenting
+// `cert` and its private key from psm's token (`PSM_ERR_NOT_FOUND` if psm
+// holds no key for it, `PSM_ERR_LOGIN_REQUIRED` if the token is locked).
+// Returns once the handshake with the client succeeded; `*out` is freed
+// with `psm_ssl_free`. As with
+// `psm_ssl_wrap_fd`, psmd receives its own duplicate of `accepted_fd`;
+// the caller keeps (and may close) its descriptor. `opts` NULL: the
+// defaults (ALPN, the minimum version and the timeout apply; the rest is
+// for clients). psm does not ask the client for a certificate.
+//
+// # Safety
+// `conn` and `cert` are live; `opts` is NULL or live; `out` is writable.
+psm_result psm_ssl_accept_fd(psm_conn *conn,
+                             int32_t accepted_fd,
+                             const psm_cert *cert,
+                             const psm_ssl_opts *opts,
+                             psm_ssl **out);
+
+// Connects to `host`:`port` without TLS, for protocols that start in
+// plain text (SMTP, IMAP, LDAP, ...): the channel relays bytes unchanged
+// until `psm_ssl_step_up`. `*out` is freed with `psm_ssl_free`.
+//
+// # Safety
+// `conn` is live; `host` is a NUL-terminated string; `out` is writable.
+psm_result psm_tls_open_plain(psm_conn *conn, const char *host, uint16_t port, psm_ssl **out);
+
+// `psm_tls_open_plain` with options: the proxy and timeout apply to the
+// connection, the rest to the later `psm_ssl_step_up`. `opts` NULL: the
+// defaults.
+//
+// # Safety
+// As `psm_tls_open_plain`; `opts` is NULL or live.
+psm_result psm_tls_open_plain_opts(psm_conn *conn,
+                                   const char *host,
+                                   uint16_t port,
+                                   const psm_ssl_opts *opts,
+                                   psm_ssl **out);
+
+// Starts TLS on a channel from `psm_tls_open_plain` (STARTTLS): what the
+// application wrote before this call is sent in plain first; returns once
+// the handshake succeeded and the server's certificate was accepted
+// (errors as for `psm_ssl_connect`). Read the server's plain answer to
+// the STARTTLS command before calling it.
+//
+// # Safety
+// `conn` and `ssl` are live.
+psm_result psm_ssl_step_up(psm_conn *conn, psm_ssl *ssl);
+
+// The plaintext side of the channel: a Unix stream socket to read,
+// write, select() and poll(). Owned by the channel: do not close it.
+// Write with `send(fd, buf, len, MSG_NOSIGNAL)` (or ignore SIGPIPE).
+// `shutdown(fd, SHUT_WR)` sends close_notify (the peer may still answer);
+// a read of 0 bytes means the peer closed the connection cleanly;
+// `ECONNRESET` means it did not (a truncation or a TLS error after the
+// handshake: `psm_ssl_info_json` says which). -1 if `ssl` is NULL.
+//
+// # Safety
+// `ssl` is NULL or live.
+int32_t psm_ssl_fd(const psm_ssl *ssl);
+
+// The channel's security information as a JSON object: "version",
+// "cipher_suite", "key_exchange_group", "alpn", "resumed",
+// "peer_certificates" (sha256, subject, issuer; leaf first),
+// "client_certificate", "verification" (result, detail, override),
+// "bytes_in", "bytes_out", "state" and "error" (see README.md).
+// `*json_out` is a NUL-terminated string the caller frees with `psm_free`.
+//
+// # Safety
+// `conn` and `ssl` are live (`ssl` opened on `conn`); `json_out` is writable.
+psm_result psm_ssl_info_json(psm_conn *conn, const psm_ssl *ssl, char **json_out);
+
+// The `index`-th certificate the peer presented (0: its own, then the
+// chain as sent). `PSM_ERR_NOT_FOUND` past the end (and at 0 when the
+// peer sent none, e.g. a client without a certificate). `*out` is a new
+// certificate (`psm_cert_free`), whose nickname is "" unless it is in the
+// store.
+//
+// # Safety
+// `conn` and `ssl` are live (`ssl` opened on `conn`); `out` is writable.
+psm_result psm_ssl_peer_cert(psm_conn *conn, const psm_ssl *ssl, size_t index, psm_cert **out);
+
+// Frees the channel: its descriptor is closed and psmd sends close_notify
+// to the peer and closes the connection. Usable after `psm_conn_free`.
+// NULL is ignored.
+//
+// # Safety
+// `ssl` is NULL or from a psm function that opens channels, not yet freed,
+// and no other call on it is in progress.
+void psm_ssl_free(psm_ssl *ssl);
 
 #ifdef __cplusplus
 }  // extern "C"

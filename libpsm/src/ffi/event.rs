@@ -1,6 +1,7 @@
-//! Events: dialogs to open, status changes, daemon shutdown.
+//! Events: dialogs to open, prompts to answer, status changes, daemon shutdown.
 
 use super::core::psm_conn;
+use super::prompt::psm_prompt;
 use super::{boundary, boundary_value, check_null, fail, fail_code};
 use crate::error::Code;
 use crate::proto::Event;
@@ -11,6 +12,7 @@ use std::time::Duration;
 pub struct psm_event {
     event: Event,
     url: Option<CString>,
+    prompt: Option<psm_prompt>,
 }
 
 /// `psm_event_kind`: open `psm_event_dialog_url` in an HTML window.
@@ -51,8 +53,12 @@ pub unsafe extern "C" fn psm_next_event(
                     Event::Dialog { url, .. } => CString::new(url.as_str()).ok(),
                     _ => None,
                 };
+                let prompt = match &event {
+                    Event::Prompt(p) => Some(psm_prompt::new(p.clone())),
+                    _ => None,
+                };
                 // SAFETY: checked writable above.
-                unsafe { *out = Box::into_raw(Box::new(psm_event { event, url })) };
+                unsafe { *out = Box::into_raw(Box::new(psm_event { event, url, prompt })) };
                 Code::PSM_OK
             }
             Ok(None) => fail_code(Code::PSM_ERR_TIMEOUT, "no event arrived in time"),
@@ -73,6 +79,7 @@ pub unsafe extern "C" fn psm_event_kind(ev: *const psm_event) -> u32 {
             Some(Event::Dialog { .. }) => PSM_EVENT_DIALOG,
             Some(Event::DialogDone { .. }) => PSM_EVENT_DIALOG_DONE,
             Some(Event::Shutdown { .. }) => PSM_EVENT_SHUTDOWN,
+            Some(Event::Prompt(_)) => PSM_EVENT_PROMPT,
             None => 0,
         }
     })
@@ -88,6 +95,23 @@ pub unsafe extern "C" fn psm_event_dialog_url(ev: *const psm_event) -> *const c_
     boundary_value(std::ptr::null(), || {
         // SAFETY: per the contract.
         unsafe { ev.as_ref() }.and_then(|e| e.url.as_ref()).map_or(std::ptr::null(), |u| u.as_ptr())
+    })
+}
+
+/// The prompt of a `PSM_EVENT_PROMPT` event (answer it with
+/// `psm_prompt_answer`), NULL for other kinds. Valid until the event is
+/// freed. Prompts come as events only while no prompt handler is installed
+/// (`psm_set_prompt_handler`).
+///
+/// # Safety
+/// `ev` is NULL or a live event.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_event_prompt(ev: *const psm_event) -> *const psm_prompt {
+    boundary_value(std::ptr::null(), || {
+        // SAFETY: per the contract.
+        unsafe { ev.as_ref() }
+            .and_then(|e| e.prompt.as_ref())
+            .map_or(std::ptr::null(), |p| p as *const psm_prompt)
     })
 }
 
@@ -116,7 +140,7 @@ pub unsafe extern "C" fn psm_event_dialog_size(ev: *const psm_event, w: *mut u32
     })
 }
 
-/// Frees an event. NULL is ignored.
+/// Frees an event and the URL or prompt it lends out. NULL is ignored.
 ///
 /// # Safety
 /// `ev` is NULL or from `psm_next_event` and not yet freed.

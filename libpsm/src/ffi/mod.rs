@@ -12,6 +12,8 @@ pub mod core;
 pub mod crypto;
 pub mod event;
 pub mod key;
+pub mod prompt;
+pub mod tls;
 
 use crate::error::{Code, Error};
 use std::cell::RefCell;
