@@ -59,6 +59,7 @@ test: test-deps check-header lint cargo-test ctest install-check
 
 bench: examples
 	$(CARGO) build --release --locked -p psm --example digest_bench
+	$(CARGO) build --release --locked -p tls-bench
 	$(MAKE) -C bench PSM_INCLUDE=$(CURDIR)/include PSM_LIBDIR=$(BUILD)
 	@sh bench/run.sh $(BUILD)
 

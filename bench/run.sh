@@ -7,6 +7,11 @@
 # private runtime directory, removed at the end. N (default 200000) is the
 # number of pings per measurement; $N in the environment works too.
 # SIGN_P256_N, SIGN_RSA_N and SIGN_SECONDS override sign-bench's defaults.
+# Last, if it was built, tls-bench: psm's TLS channels against in-process
+# rustls, with a minimal relay and stunnel4 (installed with apt-get when
+# missing and possible) as references, with a fresh psmd pinned to CPU 0.
+# TLS_BYTES (default 1G), TLS_RUNS (3), TLS_SECONDS (3) and TLS_ROUND_TRIPS
+# (20000) override its defaults.
 
 set -eu
 
@@ -141,5 +146,45 @@ else
     SSH_AUTH_SOCK= "$BENCH/sign-bench" "$@"
 fi
 echo
-
 stop_daemon
+
+have_stunnel() {
+    command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1
+}
+
+# install_stunnel: stunnel4 from the Debian archive, as root or with a
+# sudo that asks no password; the TLS benchmark skips its rows otherwise.
+install_stunnel() {
+    command -v apt-get >/dev/null 2>&1 || return 1
+    if [ "$(id -u)" = 0 ]; then
+        set --
+    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+        set -- sudo -n
+    else
+        return 1
+    fi
+    echo "(installing stunnel4 with apt-get for the TLS comparison)"
+    # Stale package lists are the usual reason for a first failure.
+    for attempt in 1 2; do
+        if "$@" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q stunnel4 >>"$dir/apt.log" 2>&1; then
+            return 0
+        fi
+        [ $attempt = 2 ] || "$@" apt-get update -q >>"$dir/apt.log" 2>&1 || break
+    done
+    tail -n 3 "$dir/apt.log" >&2
+    return 1
+}
+
+if [ -x "$BUILD/tls-bench" ]; then
+    have_stunnel || install_stunnel || echo "(no stunnel4 and no way to install it: its rows are skipped)"
+    # tls-bench places everything itself (psmd's threads included); under
+    # taskset psmd starts where it will stay.
+    if command -v taskset >/dev/null 2>&1; then
+        start_daemon taskset -c 0
+    else
+        start_daemon
+    fi
+    "$BUILD/tls-bench" run --dir "$dir/tls" --bytes "${TLS_BYTES:-1G}" --runs "${TLS_RUNS:-3}" \
+        --seconds "${TLS_SECONDS:-3}" --round-trips "${TLS_ROUND_TRIPS:-20000}"
+    stop_daemon
+fi
