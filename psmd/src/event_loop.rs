@@ -223,10 +223,10 @@ impl EventLoop {
                         let mut b = [0u8; 64];
                         while (&self.signals).read(&mut b).is_ok_and(|n| n > 0) {}
                     }
-                    t if t.0 & NET_BIT != 0 => self.service_tls(t.0 & !NET_BIT),
+                    t if t.0 & NET_BIT != 0 => self.tls_event(t.0 & !NET_BIT, true, ev),
                     t => {
-                        if ev.is_writable() && matches!(self.entries.get(t.0), Some(Entry::Tls(_))) {
-                            self.service_tls(t.0);
+                        if matches!(self.entries.get(t.0), Some(Entry::Tls(_))) {
+                            self.tls_event(t.0, false, ev);
                             continue;
                         }
                         if ev.is_writable() {
@@ -778,6 +778,16 @@ impl EventLoop {
         self.ready.push_back(Token(rt));
         tracing::debug!(session = session_id, channel = id, "TLS channel opened");
         Ok((id, theirs))
+    }
+
+    /// An event on one of a relay's sockets: note it, then pump.
+    fn tls_event(&mut self, rt: usize, net: bool, ev: &mio::event::Event) {
+        if let Some(Entry::Tls(relay)) = self.entries.get_mut(rt) {
+            let readable = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+            let writable = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+            relay.note_event(net, readable, writable, ev.is_read_closed() || ev.is_error());
+        }
+        self.service_tls(rt);
     }
 
     fn service_tls(&mut self, rt: usize) {

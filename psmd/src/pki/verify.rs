@@ -192,6 +192,10 @@ pub struct TrustSet {
     /// self-issued ones (RFC 5280 6.1.4 (l)). `None` is webpki's own limit
     /// of six.
     pub max_path_len: Option<usize>,
+    /// `anchors` parsed for webpki, on first use; kept with the set, since
+    /// TLS verifies many handshakes against one. Build a new set rather
+    /// than change `anchors` after a verification.
+    pub parsed_anchors: std::sync::OnceLock<std::sync::Arc<ParsedAnchors>>,
 }
 
 /// The SHA-256 fingerprint under which [`TrustSet::distrusted`] and
@@ -386,9 +390,7 @@ impl Check<'_> {
         presented: &[C],
         trust: &TrustSet,
     ) -> Result<Vec<Vec<u8>>, Verdict> {
-        let anchor_ders: Vec<CertificateDer<'_>> =
-            trust.anchors.iter().map(|der| CertificateDer::from(der.as_slice())).collect();
-        let anchors = Anchors::parse(&anchor_ders);
+        let anchors = Anchors::of(trust);
         let intermediates: Vec<CertificateDer<'_>> = presented
             .iter()
             .map(|c| c.as_ref())
@@ -442,7 +444,7 @@ impl Check<'_> {
 
         let result = ee.verify_for_usage(
             webpki::ALL_VERIFICATION_ALGS,
-            &anchors.parsed,
+            anchors.parsed,
             &intermediates,
             time,
             EkuRule(self.usage),
@@ -584,34 +586,61 @@ impl Check<'_> {
     }
 }
 
+/// A trust set's anchors parsed for webpki, with the index in
+/// `TrustSet::anchors` each came from.
+#[derive(Debug)]
+pub struct ParsedAnchors {
+    parsed: Vec<TrustAnchor<'static>>,
+    index: Vec<usize>,
+    unparseable: usize,
+}
+
+impl ParsedAnchors {
+    fn parse(ders: &[Vec<u8>]) -> ParsedAnchors {
+        let mut out = ParsedAnchors { parsed: Vec::new(), index: Vec::new(), unparseable: 0 };
+        for (i, der) in ders.iter().enumerate() {
+            let der = CertificateDer::from(der.as_slice());
+            let parsed = (der.len() <= MAX_CERT_DER_LEN).then(|| webpki::anchor_from_trusted_cert(&der).ok());
+            match parsed.flatten() {
+                Some(anchor) => {
+                    out.parsed.push(anchor.to_owned());
+                    out.index.push(i);
+                }
+                None => out.unparseable += 1,
+            }
+        }
+        out
+    }
+}
+
 /// The trust set's anchors as webpki takes them, with the DER each came
 /// from. Only the anchor a candidate path ends in is looked at further, so a
-/// trust set of a few hundred roots costs little more than webpki's parse.
+/// trust set of a few hundred roots costs little more than webpki's parse,
+/// which is done once per set.
 struct Anchors<'a> {
-    parsed: Vec<TrustAnchor<'a>>,
+    parsed: &'a [TrustAnchor<'static>],
     /// Parallel to `parsed`.
     ders: Vec<&'a [u8]>,
     unparseable: usize,
 }
 
 impl<'a> Anchors<'a> {
-    fn parse(ders: &'a [CertificateDer<'a>]) -> Anchors<'a> {
-        let mut anchors = Anchors { parsed: Vec::new(), ders: Vec::new(), unparseable: 0 };
-        for der in ders {
-            let parsed = (der.len() <= MAX_CERT_DER_LEN).then(|| webpki::anchor_from_trusted_cert(der).ok());
-            let Some(anchor) = parsed.flatten() else {
-                anchors.unparseable += 1;
-                continue;
-            };
-            anchors.parsed.push(anchor);
-            anchors.ders.push(der.as_ref());
+    fn of(trust: &'a TrustSet) -> Anchors<'a> {
+        let cache =
+            trust.parsed_anchors.get_or_init(|| std::sync::Arc::new(ParsedAnchors::parse(&trust.anchors)));
+        Anchors {
+            parsed: &cache.parsed,
+            ders: cache.index.iter().map(|&i| trust.anchors[i].as_slice()).collect(),
+            unparseable: cache.unparseable,
         }
-        anchors
     }
 
     /// The DER of the anchor webpki chose, which is one of `parsed`.
     fn der_of(&self, anchor: &TrustAnchor<'_>) -> Option<&'a [u8]> {
-        let i = self.parsed.iter().position(|a| std::ptr::eq(a, anchor))?;
+        let i = self
+            .parsed
+            .iter()
+            .position(|a| std::ptr::eq(a as *const _ as *const u8, anchor as *const _ as *const u8))?;
         self.ders.get(i).copied()
     }
 }

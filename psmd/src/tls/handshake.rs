@@ -121,7 +121,7 @@ pub struct HandshakeDone {
     pub step_up: Option<(usize, u64)>,
 }
 
-/// Runs `job` on a new thread; the result arrives in the loop's mailbox.
+/// Runs `job` on a handshake thread; the result arrives in the loop's mailbox.
 pub fn start(ctx: Arc<TlsContext>, job: Job) -> Result<(), Error> {
     ctx.enter()?;
     let to = job.to;
@@ -131,17 +131,79 @@ pub fn start(ctx: Arc<TlsContext>, job: Job) -> Result<(), Error> {
         _ => None,
     };
     let ctx2 = ctx.clone();
-    let spawned =
-        std::thread::Builder::new().name("psmd-tls".into()).stack_size(THREAD_STACK).spawn(move || {
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&ctx2, job)))
-                .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the TLS handshake panicked")));
-            ctx2.leave();
-            ctx2.mailbox.post(LoopMsg::Handshake(Box::new(HandshakeDone { to, opts, result, step_up })));
-        });
-    spawned.map(|_| ()).map_err(|e| {
-        ctx.leave();
-        Error::new(Code::PSM_ERR_BUSY, format!("cannot start a handshake thread: {e}"))
-    })
+    let started = ctx.threads.run(Box::new(move || {
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&ctx2, job)))
+            .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the TLS handshake panicked")));
+        Current::set(None);
+        ctx2.leave();
+        ctx2.mailbox.post(LoopMsg::Handshake(Box::new(HandshakeDone { to, opts, result, step_up })));
+    }));
+    started.inspect_err(|_| ctx.leave())
+}
+
+type Task = Box<dyn FnOnce() + Send>;
+
+/// Threads for handshakes: one per handshake running, kept a while after
+/// it ends so that the next one does not pay for a new thread.
+#[derive(Default)]
+pub struct Threads {
+    state: Mutex<ThreadsState>,
+    cv: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct ThreadsState {
+    queue: std::collections::VecDeque<Task>,
+    /// Threads blocked waiting for work.
+    waiting: usize,
+}
+
+/// How long a handshake thread waits for the next handshake before it ends.
+const THREAD_IDLE: Duration = Duration::from_secs(30);
+
+impl Threads {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ThreadsState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn run(self: &Arc<Self>, task: Task) -> Result<(), Error> {
+        let mut st = self.lock();
+        st.queue.push_back(task);
+        // Each queued task has a waiting thread to wake, or gets a new one.
+        if st.waiting >= st.queue.len() {
+            self.cv.notify_one();
+            return Ok(());
+        }
+        drop(st);
+        let threads = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("psmd-tls".into())
+            .stack_size(THREAD_STACK)
+            .spawn(move || threads.work());
+        spawned.map(|_| ()).map_err(|e| {
+            self.lock().queue.pop_back();
+            Error::new(Code::PSM_ERR_BUSY, format!("cannot start a handshake thread: {e}"))
+        })
+    }
+
+    fn work(&self) {
+        let mut st = self.lock();
+        loop {
+            if let Some(task) = st.queue.pop_front() {
+                drop(st);
+                task();
+                st = self.lock();
+                continue;
+            }
+            st.waiting += 1;
+            let (guard, waited) = self.cv.wait_timeout(st, THREAD_IDLE).unwrap_or_else(|p| p.into_inner());
+            st = guard;
+            st.waiting -= 1;
+            if waited.timed_out() && st.queue.is_empty() {
+                return;
+            }
+        }
+    }
 }
 
 fn timeout_of(opts: &SslOpts) -> Duration {
@@ -525,6 +587,32 @@ pub fn tls_error(e: &rustls::Error, peer: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn handshake_threads_run_every_task_and_are_reused() {
+        let threads = Arc::new(Threads::default());
+        let (tx, rx) = std::sync::mpsc::channel();
+        for round in 0..3 {
+            for i in 0..50 {
+                let tx = tx.clone();
+                threads.run(Box::new(move || tx.send((round, i)).unwrap())).unwrap();
+            }
+            let mut got: Vec<_> =
+                (0..50).map(|_| rx.recv_timeout(Duration::from_secs(30)).unwrap()).collect();
+            got.sort();
+            assert_eq!(got, (0..50).map(|i| (round, i)).collect::<Vec<_>>());
+            // Idle threads wait for the next round instead of ending.
+            crate::tls::handshake::tests::wait_for(|| threads.lock().waiting > 0);
+        }
+    }
+
+    fn wait_for(cond: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "condition not reached");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 
     #[test]
     fn proxy_addresses_parse_with_and_without_brackets() {

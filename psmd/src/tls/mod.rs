@@ -61,6 +61,7 @@ pub struct TlsContext {
     /// connections with the same instances).
     pub verifier: Arc<verifier::SharedVerifier>,
     pub client_certs: Arc<client_auth::SharedClientCerts>,
+    pub threads: Arc<handshake::Threads>,
     /// The trust set for TLS servers and the store generation it was built at.
     trust: Mutex<Option<(u64, Arc<TrustSet>)>>,
     running: AtomicUsize,
@@ -89,6 +90,7 @@ impl TlsContext {
             token,
             prompts,
             mailbox,
+            threads: Arc::new(handshake::Threads::default()),
             trust: Mutex::new(None),
             running: AtomicUsize::new(0),
         }

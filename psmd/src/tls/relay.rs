@@ -139,8 +139,37 @@ pub struct Relay {
     pub error: Option<Error>,
     /// A step-up is running: the TCP stream is on the handshake thread.
     pub stepping: bool,
+    /// What epoll last said of each socket (edge-triggered): a socket is
+    /// tried only while it may have room or data, which saves a failing
+    /// system call per turn. Set by events, cleared by WouldBlock or a
+    /// short read or write.
+    ready: Readiness,
     /// The request id of the `SslStepUp` waiting for its handshake.
     pub step_up_waiting: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Readiness {
+    app_read: bool,
+    app_write: bool,
+    net_read: bool,
+    net_write: bool,
+    /// The peer of the socket shut its side (epoll's RDHUP, which stays
+    /// set): a short read no longer means nothing is left, since the end
+    /// of stream is still to be read.
+    app_hup: bool,
+    net_hup: bool,
+}
+
+impl Readiness {
+    const ALL: Readiness = Readiness {
+        app_read: true,
+        app_write: true,
+        net_read: true,
+        net_write: true,
+        app_hup: false,
+        net_hup: false,
+    };
 }
 
 fn would_block(e: &io::Error) -> bool {
@@ -196,6 +225,7 @@ impl Relay {
             error: None,
             stepping: false,
             step_up_waiting: None,
+            ready: Readiness::ALL,
         }
     }
 
@@ -208,6 +238,20 @@ impl Relay {
         self.net = Some(net);
         self.info = info;
         self.stepping = false;
+        self.ready = Readiness::ALL;
+    }
+
+    /// An epoll event for the application's socket (`net` false) or the
+    /// network's.
+    pub fn note_event(&mut self, net: bool, readable: bool, writable: bool, hup: bool) {
+        let (r, w, h) = if net {
+            (&mut self.ready.net_read, &mut self.ready.net_write, &mut self.ready.net_hup)
+        } else {
+            (&mut self.ready.app_read, &mut self.ready.app_write, &mut self.ready.app_hup)
+        };
+        *r |= readable;
+        *w |= writable;
+        *h |= hup;
     }
 
     /// For a step-up: the TCP stream and what the application wrote before
@@ -331,15 +375,21 @@ impl Relay {
             return false;
         };
         let mut progress = false;
-        while !self.to_app.is_empty() {
+        while !self.to_app.is_empty() && self.ready.app_write {
             match (&*app).write(self.to_app.pending()) {
                 Ok(n) => {
+                    if n < self.to_app.len() {
+                        self.ready.app_write = false; // the socket buffer is full
+                    }
                     self.to_app.consume(n);
                     self.bytes_in += n as u64;
                     *moved += n;
                     progress = true;
                 }
-                Err(e) if would_block(&e) => break,
+                Err(e) if would_block(&e) => {
+                    self.ready.app_write = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // The application closed its end: what it did not
@@ -367,14 +417,22 @@ impl Relay {
             progress |= self.take_raw(leftover.pending());
             return progress;
         }
-        if self.net_eof {
+        if self.net_eof || !self.ready.net_read {
             return progress;
         }
         let net = self.net.as_ref().expect("checked above");
         let n = if self.tls.is_some() {
             match (&*net).read(scratch) {
-                Ok(n) => n,
-                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => return progress,
+                Ok(n) => {
+                    // A short read emptied the socket; the next data is a new edge.
+                    self.ready.net_read = n == scratch.len() || self.ready.net_hup;
+                    n
+                }
+                Err(e) if would_block(&e) => {
+                    self.ready.net_read = false;
+                    return progress;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return progress,
                 Err(e) => {
                     self.fail(Error::new(Code::PSM_ERR_IO, format!("reading from the {}: {e}", self.peer())));
                     return true;
@@ -383,12 +441,18 @@ impl Relay {
         } else {
             // Plain: straight into the application's queue.
             let room = self.to_app.spare(64 * 1024);
+            let room_len = room.len();
             match (&*net).read(room) {
                 Ok(n) => {
+                    self.ready.net_read = n == room_len || self.ready.net_hup;
                     self.to_app.commit(n);
                     n
                 }
-                Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => return progress,
+                Err(e) if would_block(&e) => {
+                    self.ready.net_read = false;
+                    return progress;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return progress,
                 Err(e) => {
                     self.fail(Error::new(Code::PSM_ERR_IO, format!("reading from the {}: {e}", self.peer())));
                     return true;
@@ -493,7 +557,7 @@ impl Relay {
     fn write_net(&mut self) -> bool {
         let Some(net) = &self.net else { return false };
         let mut progress = false;
-        loop {
+        while self.ready.net_write {
             let r = match &mut self.tls {
                 Some(tls) if tls.wants_write() => tls.write_tls(&mut &*net),
                 Some(_) => break,
@@ -504,7 +568,10 @@ impl Relay {
             };
             match r {
                 Ok(_) => progress = true,
-                Err(e) if would_block(&e) => break,
+                Err(e) if would_block(&e) => {
+                    self.ready.net_write = false;
+                    break;
+                }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     self.fail(Error::new(Code::PSM_ERR_IO, format!("writing to the {}: {e}", self.peer())));
@@ -523,10 +590,20 @@ impl Relay {
             return false;
         }
         let Some(app) = &self.app else { return false };
+        if !self.ready.app_read {
+            return false;
+        }
         let want = scratch.len().min(APP_READ);
         let n = match (&*app).read(&mut scratch[..want]) {
-            Ok(n) => n,
-            Err(e) if would_block(&e) || e.kind() == io::ErrorKind::Interrupted => return false,
+            Ok(n) => {
+                self.ready.app_read = n == want || self.ready.app_hup;
+                n
+            }
+            Err(e) if would_block(&e) => {
+                self.ready.app_read = false;
+                return false;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
             Err(_) => 0,
         };
         if n == 0 {
@@ -789,6 +866,8 @@ mod relay_tests {
         std::thread::spawn(move || {
             let mut scratch = vec![0u8; 256 * 1024];
             for _ in 0..50 {
+                // What epoll reports: the server's data and its close.
+                relay.note_event(true, true, true, true);
                 let _ = relay.pump(&mut scratch);
                 std::thread::sleep(std::time::Duration::from_millis(2));
             }
