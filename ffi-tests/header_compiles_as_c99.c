@@ -74,6 +74,7 @@ int main(void)
     void (*ssl_free)(psm_ssl *) = psm_ssl_free;
     const psm_prompt *(*event_prompt)(const psm_event *) = psm_event_prompt;
     psm_result (*set_prompt_handler)(psm_conn *, psm_prompt_cb, void *) = psm_set_prompt_handler;
+    psm_result (*set_prompt_events)(psm_conn *, int) = psm_set_prompt_events;
     uint32_t (*prompt_kind)(const psm_prompt *) = psm_prompt_kind;
     uint64_t (*prompt_id)(const psm_prompt *) = psm_prompt_id;
     const char *(*prompt_message)(const psm_prompt *) = psm_prompt_message;
@@ -103,7 +104,7 @@ int main(void)
     CHECK(ssl_opts_set_min_version && ssl_opts_set_proxy && ssl_opts_set_timeout && ssl_connect);
     CHECK(ssl_wrap_fd && ssl_accept_fd && tls_open_plain && tls_open_plain_opts && ssl_step_up);
     CHECK(ssl_fd && ssl_info_json && ssl_peer_cert && ssl_free && event_prompt);
-    CHECK(set_prompt_handler && prompt_kind && prompt_id && prompt_message);
+    CHECK(set_prompt_handler && set_prompt_events && prompt_kind && prompt_id && prompt_message);
     CHECK(prompt_details_json && prompt_choice_count && prompt_choice && prompt_answer);
     CHECK(prompt_answer_id && cb);
     CHECK_EQ(versions[0], 0x0303);

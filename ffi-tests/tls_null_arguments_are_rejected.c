@@ -158,6 +158,7 @@ static void prompts(psm_conn *conn)
 {
     CHECK_NULL_REJECTED(psm_set_prompt_handler(NULL, never_called, NULL));
     CHECK_NULL_REJECTED(psm_set_prompt_handler(NULL, NULL, NULL));
+    CHECK_NULL_REJECTED(psm_set_prompt_events(NULL, 1));
     CHECK_NULL_REJECTED(psm_prompt_answer(NULL, NULL, "once"));
     CHECK_NULL_REJECTED(psm_prompt_answer(conn, NULL, "once"));
     CHECK_NULL_REJECTED(psm_prompt_answer_id(NULL, 1, "once"));
@@ -167,6 +168,8 @@ static void prompts(psm_conn *conn)
     CHECK(psm_prompt_answer_id(conn, 987654321, NULL) != PSM_OK);
     CHECK_OK(psm_set_prompt_handler(conn, never_called, NULL));
     CHECK_OK(psm_set_prompt_handler(conn, NULL, NULL));
+    CHECK_OK(psm_set_prompt_events(conn, 1));
+    CHECK_OK(psm_set_prompt_events(conn, 0));
     CHECK_OK(psm_ping(conn));
 }
 

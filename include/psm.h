@@ -814,8 +814,9 @@ psm_result psm_sdr_decrypt(psm_conn *conn,
 // answer later from any thread with `psm_prompt_answer_id`; the operation
 // waits until then. If it returns anything else without answering, libpsm
 // answers "cancel" for it (`PSM_ERR_USER_CANCELLED` for the operation).
-// Prompts that arrive while no handler is installed come as
-// `PSM_EVENT_PROMPT` events.
+// Without a handler psmd asks nothing (the operation fails with the
+// error that raised the question), unless `psm_set_prompt_events` asked
+// for prompts as events.
 //
 // # Safety
 // `conn` is live; `cb` is NULL or a function that may be called with
@@ -874,6 +875,18 @@ const char *psm_prompt_choice(const psm_prompt *prompt, size_t i);
 // `conn` is live and the connection the prompt came on; `prompt` is valid
 // (see `psm_prompt`); `answer` is NULL or a NUL-terminated string.
 psm_result psm_prompt_answer(psm_conn *conn, const psm_prompt *prompt, const char *answer);
+
+// With `enable` non-zero, prompts arrive as `PSM_EVENT_PROMPT` events
+// (`psm_next_event`, `psm_event_prompt`) instead of through a handler, for
+// an application that answers from its own event loop; any handler is
+// removed. The call that raised the question (say `psm_ssl_connect`)
+// waits for the answer, so answer from another thread, or open channels
+// from a thread that is not the one reading events. With `enable` zero,
+// operations that need the user fail at once (as without a handler).
+//
+// # Safety
+// `conn` is live.
+psm_result psm_set_prompt_events(psm_conn *conn, int32_t enable);
 
 // Answers the prompt `id` (`psm_prompt_id`), from any thread and after
 // the prompt itself is gone; otherwise as `psm_prompt_answer`.

@@ -565,6 +565,35 @@ fn server_that_never_answers_times_out() {
     assert_eq!(err.code, Code::PSM_ERR_TIMEOUT, "{err}");
 }
 
+/// A server that answers a byte at a time, forever: each read succeeds in
+/// time, so only a limit on the whole handshake stops it.
+#[test]
+fn server_trickling_its_answer_times_out_as_a_whole() {
+    let e = env();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stop2 = stop.clone();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 4096];
+        let _ = sock.read(&mut hello);
+        // A handshake record header announcing 16 KiB, then its body slowly.
+        if sock.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).is_err() {
+            return;
+        }
+        while !stop2.load(Ordering::SeqCst) && sock.write_all(&[0x02]).is_ok() {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    });
+    let mut o = opts();
+    o.timeout_ms = 500;
+    let err = connect_err(&e.c, "localhost", port, &o);
+    assert_eq!(err.code, Code::PSM_ERR_TIMEOUT, "{err}");
+    stop.store(true, Ordering::SeqCst);
+    server.join().unwrap();
+}
+
 // ----------------------------------------------------------- close semantics
 
 #[test]
@@ -1056,4 +1085,34 @@ fn psmd_stays_responsive_while_a_slow_reader_drains_a_closed_stream() {
     assert_eq!(data.len() as u64, n);
     assert_eq!(sha256_hex(&data), stream_sha256(n));
     assert_responsive(&e.d);
+}
+
+#[test]
+fn prompts_as_events_are_answered_from_another_thread() {
+    let e = env();
+    let server = echo_server(&e.pki.self_signed);
+    e.c.set_prompt_events(true).unwrap();
+    let answerer = e.c.clone();
+    let t = std::thread::spawn(move || {
+        loop {
+            match answerer.next_event(Some(PATIENCE)).unwrap() {
+                Some(psm::proto::Event::Prompt(p)) => {
+                    assert_eq!(p.kind, PromptKind::ServerTrust);
+                    answerer.prompt_answer(p.id, Some("once")).unwrap();
+                    return;
+                }
+                Some(_) => {}
+                None => panic!("no prompt event came"),
+            }
+        }
+    });
+    let ch = e.c.ssl_connect("localhost", server.port(), &opts()).unwrap();
+    t.join().unwrap();
+    assert_eq!(info(&e.c, &ch)["verification"]["override"], "once");
+    echo_check(&ch, b"answered from the event loop");
+
+    // Switched off: psmd asks nobody and fails at once.
+    e.c.set_prompt_events(false).unwrap();
+    let err = connect_err(&e.c, "localhost", server.port(), &opts());
+    assert_eq!(err.code, Code::PSM_ERR_CERT_UNKNOWN_ISSUER, "{err}");
 }

@@ -54,6 +54,18 @@ impl Client {
         result
     }
 
+    /// With `on`, prompts arrive as events ([`next_event`](Self::next_event),
+    /// `Event::Prompt`) for an application that answers from its own event
+    /// loop or another thread, instead of through a handler (any handler is
+    /// removed). With `on` false, psmd asks nothing and fails at once.
+    pub fn set_prompt_events(&self, on: bool) -> Result<()> {
+        self.conn.set_prompt_handler(None);
+        match self.conn.call(Request::SetPromptHandler { enabled: on })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Answers the prompt `id`; None cancels it.
     pub fn prompt_answer(&self, id: u64, answer: Option<&str>) -> Result<()> {
         let answer = answer.map(|a| Secret(a.to_string()));

@@ -106,8 +106,9 @@ impl CHandler {
 /// answer later from any thread with `psm_prompt_answer_id`; the operation
 /// waits until then. If it returns anything else without answering, libpsm
 /// answers "cancel" for it (`PSM_ERR_USER_CANCELLED` for the operation).
-/// Prompts that arrive while no handler is installed come as
-/// `PSM_EVENT_PROMPT` events.
+/// Without a handler psmd asks nothing (the operation fails with the
+/// error that raised the question), unless `psm_set_prompt_events` asked
+/// for prompts as events.
 ///
 /// # Safety
 /// `conn` is live; `cb` is NULL or a function that may be called with
@@ -242,6 +243,26 @@ pub unsafe extern "C" fn psm_prompt_answer(
             prompt.answered.store(true, Ordering::Release);
         }
         code
+    })
+}
+
+/// With `enable` non-zero, prompts arrive as `PSM_EVENT_PROMPT` events
+/// (`psm_next_event`, `psm_event_prompt`) instead of through a handler, for
+/// an application that answers from its own event loop; any handler is
+/// removed. The call that raised the question (say `psm_ssl_connect`)
+/// waits for the answer, so answer from another thread, or open channels
+/// from a thread that is not the one reading events. With `enable` zero,
+/// operations that need the user fail at once (as without a handler).
+///
+/// # Safety
+/// `conn` is live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_set_prompt_events(conn: *mut psm_conn, enable: i32) -> Code {
+    boundary(|| {
+        check_null!(conn);
+        // SAFETY: non-NULL and live per the contract.
+        let client = unsafe { &(*conn).client };
+        client.set_prompt_events(enable != 0).map_or_else(fail, |()| Code::PSM_OK)
     })
 }
 

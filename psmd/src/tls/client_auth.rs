@@ -166,14 +166,16 @@ impl ClientCerts {
                 let details = serde_json::json!({ "certificates": list });
                 let message =
                     "The server asks who you are. Which certificate should identify you?".to_string();
+                let asked = std::time::Instant::now();
                 let answer = self.ctx.prompts.ask(
                     self.to,
                     PromptKind::ClientCert,
                     message,
                     details.to_string(),
                     choices,
-                )?;
-                crate::store::parse_fingerprint(&answer.0).map(Some)
+                );
+                self.notes().user_time += asked.elapsed();
+                crate::store::parse_fingerprint(&answer?.0).map(Some)
             }
         }
     }

@@ -40,6 +40,9 @@ pub struct Notes {
     pub no_resumption: bool,
     /// Why the handshake must stop (more precise than rustls's error).
     pub error: Option<Error>,
+    /// Time spent waiting for the user's answers: not part of the
+    /// handshake's time limit.
+    pub user_time: Duration,
 }
 
 impl Notes {
@@ -482,7 +485,7 @@ fn client_handshake(
     if !pending.is_empty() {
         tcp.write_all(pending).map_err(|e| Error::io("sending the plaintext before STARTTLS", e))?;
     }
-    let driven = drive(&mut conn, &mut tcp);
+    let driven = drive(&mut conn, &mut tcp, timeout, Some(&notes));
     Current::set(None);
     // The resumption gate keeps reading the shared notes after this.
     let mut notes = notes.lock().unwrap_or_else(|p| p.into_inner()).clone();
@@ -526,7 +529,7 @@ fn server_handshake(
         .map_err(|e| Error::new(Code::PSM_ERR_TLS_HANDSHAKE, format!("starting TLS: {e}")))?;
     let mut conn = Connection::Server(conn);
     set_timeouts(&tcp, Some(timeout))?;
-    drive(&mut conn, &mut tcp).map_err(|e| handshake_error(e, "client", timeout))?;
+    drive(&mut conn, &mut tcp, timeout, None).map_err(|e| handshake_error(e, "client", timeout))?;
     set_timeouts(&tcp, None)?;
     let peer = tcp.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     let port = tcp.local_addr().map(|a| a.port()).unwrap_or(0);
@@ -537,13 +540,62 @@ fn set_timeouts(tcp: &TcpStream, t: Option<Duration>) -> Result<(), Error> {
     tcp.set_read_timeout(t).and_then(|_| tcp.set_write_timeout(t)).map_err(|e| Error::io("socket", e))
 }
 
-/// Runs the handshake to completion with blocking I/O.
-fn drive(conn: &mut Connection, tcp: &mut TcpStream) -> io::Result<()> {
+/// The socket as the handshake sees it: every read and write gets only
+/// what is left of the handshake's time, less the time spent waiting for
+/// the user, so a peer that trickles bytes cannot hold a thread for long.
+struct Deadline<'a> {
+    tcp: &'a mut TcpStream,
+    start: std::time::Instant,
+    limit: Duration,
+    notes: Option<&'a Mutex<Notes>>,
+}
+
+impl Deadline<'_> {
+    fn left(&self) -> io::Result<Duration> {
+        let asked =
+            self.notes.map_or(Duration::ZERO, |n| n.lock().unwrap_or_else(|p| p.into_inner()).user_time);
+        let spent = self.start.elapsed().saturating_sub(asked);
+        match self.limit.checked_sub(spent) {
+            Some(left) if !left.is_zero() => Ok(left),
+            _ => Err(io::Error::new(io::ErrorKind::TimedOut, "handshake deadline passed")),
+        }
+    }
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.tcp.set_read_timeout(Some(left))?;
+        self.tcp.read(buf)
+    }
+}
+
+impl Write for Deadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.tcp.set_write_timeout(Some(left))?;
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
+    }
+}
+
+/// Runs the handshake to completion with blocking I/O, within `limit`
+/// (not counting the user's time, which `notes` records).
+fn drive(
+    conn: &mut Connection,
+    tcp: &mut TcpStream,
+    limit: Duration,
+    notes: Option<&Mutex<Notes>>,
+) -> io::Result<()> {
+    let mut io = Deadline { tcp, start: std::time::Instant::now(), limit, notes };
     while conn.is_handshaking() {
-        conn.complete_io(tcp)?;
+        conn.complete_io(&mut io)?;
     }
     while conn.wants_write() {
-        conn.write_tls(tcp)?;
+        conn.write_tls(&mut io)?;
     }
     Ok(())
 }

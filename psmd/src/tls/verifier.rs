@@ -96,9 +96,11 @@ impl Verifier {
             self.host, self.port, v.detail
         );
         let choices = [ANSWER_ONCE, ANSWER_ALWAYS, ANSWER_REJECT].map(String::from).to_vec();
+        let asked = std::time::Instant::now();
         let answer =
-            self.ctx.prompts.ask(self.to, PromptKind::ServerTrust, message, details.to_string(), choices)?;
-        Ok(answer.0.clone())
+            self.ctx.prompts.ask(self.to, PromptKind::ServerTrust, message, details.to_string(), choices);
+        self.notes().user_time += asked.elapsed();
+        Ok(answer?.0.clone())
     }
 }
 
