@@ -385,6 +385,9 @@ fn trust_prompt_always_is_remembered_for_that_host_port_and_certificate() {
     let ch = other.ssl_connect("localhost", a.port(), &opts()).unwrap();
     let i = info(&other, &ch);
     assert_eq!(i["verification"]["override"], "always", "{i:#}");
+    // Checked again, not resumed: an override is bound to its port, and a
+    // shared session could be resumed on another port of the same server.
+    assert_eq!(i["resumed"], false, "{i:#}");
     drop(ch);
 
     // The same certificate on another port asks again.

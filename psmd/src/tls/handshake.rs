@@ -365,8 +365,8 @@ fn versions(opts: &SslOpts) -> Result<&'static [&'static rustls::SupportedProtoc
     }
 }
 
-/// The shared resumption cache, seen through a gate: a connection that was
-/// accepted only by the user's one-time decision, or that presented a
+/// The shared resumption cache, seen through a gate: a connection whose
+/// certificate was accepted by the user (an override), or that presented a
 /// client certificate, stores nothing another application could resume.
 #[derive(Debug)]
 struct GatedCache {
@@ -496,8 +496,8 @@ fn client_handshake(
     set_timeouts(&tcp, None)?;
     if matches!(conn.handshake_kind(), Some(rustls::HandshakeKind::Resumed)) {
         // The certificate was checked when the session was made: report
-        // that check (only sessions verified without a one-time exception
-        // are shared, and the cache is emptied when trust settings change).
+        // that check (only sessions verified without an override are
+        // shared, and the cache is emptied when trust settings change).
         notes.verification = Some(ctx.remembered_verification(host).unwrap_or((
             Code::PSM_OK,
             "resumed a session whose certificate psm verified".into(),

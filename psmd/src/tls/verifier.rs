@@ -71,11 +71,10 @@ impl Verifier {
     fn accept(&self, v: &verify::Verdict, how: &'static str) -> ServerCertVerified {
         let mut notes = self.notes();
         notes.record_verification(v.status.code(), &v.detail, Some(how));
-        if how == ANSWER_ONCE {
-            // Another application resuming this session would skip the
-            // question this user answered for this connection only.
-            notes.no_resumption = true;
-        }
+        // A resumed session skips the verifier: one accepted "once" would
+        // skip the question, and one accepted "always" (bound to this port)
+        // could be resumed on another port of the same server.
+        notes.no_resumption = true;
         ServerCertVerified::assertion()
     }
 
