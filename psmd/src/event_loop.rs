@@ -40,6 +40,10 @@ const MAX_QUEUED_FDS: usize = 8;
 const MAX_PENDING_OUTPUT: usize = 4 * 1024 * 1024;
 /// Pool requests one session may have in flight before we stop reading it.
 const MAX_INFLIGHT: usize = 64;
+/// Handshakes one session may have running. They do not count as requests
+/// in flight: a handshake waiting for the user must not stop psmd from
+/// reading the application's answer.
+const MAX_HANDSHAKES_PER_SESSION: usize = 64;
 /// Data channels one session may hold open.
 const MAX_CHANNELS_PER_SESSION: usize = 256;
 /// Bytes read from one source per turn before others get theirs.
@@ -488,7 +492,11 @@ impl EventLoop {
             return self.send_reply(t, id, Err(no_such_channel(channel)), None);
         };
         let Some(Entry::Chan(chan)) = self.entries.get_mut(ct) else {
-            return;
+            let e = Error::new(
+                Code::PSM_ERR_INVALID_ARGUMENT,
+                format!("channel {channel} is a TLS channel; ChannelFinish is for stream operations"),
+            );
+            return self.send_reply(t, id, Err(e), None);
         };
         if chan.is_finished() {
             let result = chan.take_result();
@@ -586,6 +594,9 @@ impl EventLoop {
                 LoopMsg::Event { token, session_id, event } => {
                     if conn_session(&self.entries, Token(token)) == session_id {
                         self.send_frame(Token(token), &ServerFrame::Event(event), None);
+                    } else if let Event::Prompt(p) = event {
+                        // Asked after its application left: nobody will answer.
+                        self.stats.tls.prompts.cancel(p.id);
                     }
                 }
                 LoopMsg::Handshake(done) => self.handshake_done(*done),
@@ -599,12 +610,15 @@ impl EventLoop {
         if conn.session.channels.len() >= MAX_CHANNELS_PER_SESSION {
             return self.send_reply(t, id, Err(too_many_channels()), None);
         }
+        if conn.session.handshakes >= MAX_HANDSHAKES_PER_SESSION {
+            return self.send_reply(t, id, Err(too_many_handshakes()), None);
+        }
         let to = ReplyTo { token: t.0, session_id: conn.session.id, request_id: id };
         let job = Job { to, can_prompt: start.can_prompt, opts: start.opts, target: start.target };
         match handshake::start(self.stats.tls.clone(), job) {
             Ok(()) => {
                 if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
-                    conn.session.inflight += 1;
+                    conn.session.handshakes += 1;
                 }
             }
             Err(e) => self.send_reply(t, id, Err(e), None),
@@ -653,12 +667,15 @@ impl EventLoop {
             Ok(()) => {
                 relay.step_up_waiting = Some(id);
                 if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
-                    conn.session.inflight += 1;
+                    conn.session.handshakes += 1;
                 }
             }
             Err(e) => {
+                // The TCP stream is gone with the job: the channel ends.
                 relay.stepping = false;
+                relay.fail_step_up(e.clone());
                 self.send_reply(t, id, Err(e), None);
+                self.ready.push_back(Token(rt));
             }
         }
     }
@@ -676,13 +693,7 @@ impl EventLoop {
         let HandshakeDone { to, opts, result, step_up } = done;
         let t = Token(to.token);
         match self.entries.get_mut(t.0) {
-            Some(Entry::Conn(conn)) if conn.session.id == to.session_id => {
-                let was_paused = conn.paused();
-                conn.session.inflight -= 1;
-                if was_paused && !conn.paused() {
-                    self.ready.push_back(t);
-                }
-            }
+            Some(Entry::Conn(conn)) if conn.session.id == to.session_id => conn.session.handshakes -= 1,
             _ => return, // the application went away; dropping `result` closes the socket
         }
         if let Some((rt, channel)) = step_up {
@@ -963,6 +974,15 @@ fn conn_session(entries: &Slab<Entry>, t: Token) -> u64 {
         Some(Entry::Conn(c)) => c.session.id,
         _ => 0,
     }
+}
+
+fn too_many_handshakes() -> Error {
+    Error::new(
+        Code::PSM_ERR_BUSY,
+        format!(
+            "this application already has {MAX_HANDSHAKES_PER_SESSION} TLS handshakes running; wait for some"
+        ),
+    )
 }
 
 fn too_many_channels() -> Error {

@@ -103,6 +103,11 @@ impl Prompts {
         Ok(())
     }
 
+    /// Cancels one question (its application is gone).
+    pub fn cancel(&self, id: u64) {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
+    }
+
     /// Cancels every question of a session that went away.
     pub fn cancel_session(&self, session_id: u64) {
         self.pending.lock().unwrap_or_else(|p| p.into_inner()).retain(|_, p| p.session_id != session_id);

@@ -60,6 +60,8 @@ pub struct Session {
     pub channels: HashMap<u64, usize>,
     /// Requests on the worker pool not answered yet.
     pub inflight: usize,
+    /// TLS handshakes running for this session.
+    pub handshakes: usize,
 }
 
 impl Session {
@@ -80,6 +82,7 @@ impl Session {
             version: 0,
             channels: HashMap::new(),
             inflight: 0,
+            handshakes: 0,
         }
     }
 

@@ -665,6 +665,42 @@ fn dropping_the_channel_sends_close_notify() {
     assert_eq!(r.peer_close_notify, Some(true), "{r:?}");
 }
 
+/// An application that goes away without ending its output (it still
+/// holds the channel, it never shut it down) must not make the server
+/// believe the stream was complete: no close_notify, a truncation.
+#[test]
+fn an_application_that_disconnects_mid_stream_does_not_send_close_notify() {
+    let e = env();
+    let server = echo_server(&e.pki.good);
+    // A process that opens a channel, writes, and exits without a word.
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "abandoning_child", "--ignored", "--nocapture", "--test-threads=1", "-q"])
+        .env("PSM_TEST_ABANDON_SOCKET", e.d.socket())
+        .env("PSM_TEST_ABANDON_PORT", server.port().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "the child failed: {status}");
+    let r = server.wait_record(0, "the server saw the end", |r| r.finished);
+    assert_eq!(r.peer_close_notify, Some(false), "{r:?}");
+}
+
+/// The child of the test above (ignored unless run by it).
+#[test]
+#[ignore]
+fn abandoning_child() {
+    let (Some(socket), Some(port)) =
+        (std::env::var_os("PSM_TEST_ABANDON_SOCKET"), std::env::var("PSM_TEST_ABANDON_PORT").ok())
+    else {
+        return;
+    };
+    let c =
+        Client::connect_to(std::path::Path::new(&socket), "abandoner", psm::ConnectFlags::default()).unwrap();
+    let ch = c.ssl_connect("localhost", port.parse().unwrap(), &opts()).unwrap();
+    echo_check(&ch, b"half of a message");
+    // Exits with the channel open: no shutdown, no ChannelClose.
+    std::process::exit(0);
+}
+
 // ------------------------------------------------------- other ways to open
 
 #[test]
@@ -737,6 +773,47 @@ fn ssl_accept_fd_serves_tls_with_a_stored_certificate_and_key() {
     let i = info(&e.c, &ch);
     assert_eq!(i["mode"], "server", "{i:#}");
     assert_eq!(i["version"], "TLSv1.3", "{i:#}");
+}
+
+/// RFC 3207's injection attack: bytes after the server's answer to
+/// STARTTLS, sent in plain, must never read as if they came over TLS.
+#[test]
+fn starttls_refuses_to_step_up_over_injected_plaintext() {
+    let e = env();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.write_all(b"220 ready\r\n").unwrap();
+        let mut cmd = [0u8; 10];
+        sock.read_exact(&mut cmd).unwrap();
+        assert_eq!(&cmd, b"STARTTLS\r\n");
+        sock.write_all(b"220 go ahead\r\nINJECTED\r\n").unwrap();
+        let mut rest = Vec::new();
+        let _ = sock.read_to_end(&mut rest);
+    });
+    let ch = e.c.tls_open_plain("localhost", port, &opts()).unwrap();
+    let mut s = stream(&ch);
+    let mut greeting = [0u8; 11];
+    s.read_exact(&mut greeting).unwrap();
+    s.write_all(b"STARTTLS\r\n").unwrap();
+    // The answer alone, as a careful client reads it; the injected line waits.
+    let mut answer = [0u8; 14];
+    s.read_exact(&mut answer).unwrap();
+    assert_eq!(&answer, b"220 go ahead\r\n");
+    // psmd may not have relayed the injected line yet when it is asked.
+    let mut injected_seen = false;
+    wait_until("psmd relayed the injected line", || {
+        let mut n: libc::c_int = 0;
+        // SAFETY: FIONREAD writes one int for an open socket.
+        unsafe { libc::ioctl(std::os::fd::AsRawFd::as_raw_fd(&s), libc::FIONREAD, &mut n) };
+        injected_seen = n > 0;
+        injected_seen
+    });
+    let err = e.c.ssl_step_up(&ch).expect_err("a step-up over injected plaintext must fail");
+    assert_eq!(err.code, Code::PSM_ERR_PROTOCOL, "{err}");
+    drop(ch);
+    server.join().unwrap();
 }
 
 #[test]

@@ -524,7 +524,7 @@ fn server_handshake(
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(rustls::sign::SingleCertAndKey::from(key)));
     config.alpn_protocols = opts.alpn.iter().map(|p| p.to_vec()).collect();
-    config.session_storage = ctx.server_sessions.clone();
+    config.session_storage = ctx.server_sessions(cert);
     let conn = ServerConnection::new(Arc::new(config))
         .map_err(|e| Error::new(Code::PSM_ERR_TLS_HANDSHAKE, format!("starting TLS: {e}")))?;
     let mut conn = Connection::Server(conn);

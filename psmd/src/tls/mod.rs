@@ -40,6 +40,8 @@ pub type Verification = (Code, String, Option<&'static str>);
 /// Servers whose TLS sessions psmd remembers for resumption, shared by all
 /// applications.
 const RESUMPTION_CACHE_SERVERS: usize = 1024;
+/// Sessions remembered per certificate psmd presents as a server.
+const SERVER_SESSIONS_PER_CERT: usize = 256;
 /// Handshakes (each on its own thread) running at once.
 pub const MAX_HANDSHAKES: usize = 512;
 
@@ -52,7 +54,11 @@ pub struct TlsContext {
     resumption: Mutex<(u64, Arc<ClientSessionMemoryCache>)>,
     /// How the certificate of each resumable session was accepted.
     verdicts: Mutex<HashMap<String, Verification>>,
-    pub server_sessions: Arc<ServerSessionMemoryCache>,
+    /// Server-side session caches, one per certificate presented: rustls
+    /// resumes a server session without looking at the certificate, so a
+    /// shared cache would let a client resume into a listener presenting
+    /// another certificate.
+    server_sessions: Mutex<HashMap<[u8; 32], Arc<ServerSessionMemoryCache>>>,
     pub store: Arc<Mutex<Store>>,
     pub token: Arc<TokenState>,
     pub prompts: Arc<Prompts>,
@@ -85,7 +91,7 @@ impl TlsContext {
                 Arc::new(ClientSessionMemoryCache::new(RESUMPTION_CACHE_SERVERS)),
             )),
             verdicts: Mutex::new(HashMap::new()),
-            server_sessions: ServerSessionMemoryCache::new(RESUMPTION_CACHE_SERVERS),
+            server_sessions: Mutex::new(HashMap::new()),
             store,
             token,
             prompts,
@@ -114,6 +120,15 @@ impl TlsContext {
         let set = Arc::new(crate::ops::cert::trust_set(&store, CertUsage::TlsServer)?);
         *cached = Some((generation, set.clone()));
         Ok(set)
+    }
+
+    /// The server session cache for connections presenting `cert`.
+    pub fn server_sessions(&self, cert: &[u8; 32]) -> Arc<ServerSessionMemoryCache> {
+        let mut caches = self.server_sessions.lock().unwrap_or_else(|p| p.into_inner());
+        if caches.len() >= RESUMPTION_CACHE_SERVERS && !caches.contains_key(cert) {
+            caches.clear();
+        }
+        caches.entry(*cert).or_insert_with(|| ServerSessionMemoryCache::new(SERVER_SESSIONS_PER_CERT)).clone()
     }
 
     /// The resumption cache, emptied first if the store changed since.

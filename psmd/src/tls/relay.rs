@@ -263,6 +263,25 @@ impl Relay {
         if self.state != State::Open || self.net_eof || self.app_eof {
             return Err(Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "this channel is closed"));
         }
+        // Bytes from the server after its answer to STARTTLS would reach the
+        // application as if they came over TLS (RFC 3207's injection
+        // attack): whatever psmd holds, or the application has not read yet.
+        let unread_by_app = self.app_peer.as_ref().map_or(0, |peer| {
+            let mut n: libc::c_int = 0;
+            // SAFETY: FIONREAD writes one int for a socket we hold open.
+            let r = unsafe { libc::ioctl(peer.as_raw_fd(), libc::FIONREAD, &mut n) };
+            if r == 0 { n.max(0) as usize } else { 0 }
+        });
+        if !self.to_app.is_empty() || unread_by_app > 0 {
+            return Err(Error::new(
+                Code::PSM_ERR_PROTOCOL,
+                format!(
+                    "the server sent {} bytes after its STARTTLS answer; refusing to start TLS after \
+                     injected data",
+                    self.to_app.len() + unread_by_app
+                ),
+            ));
+        }
         let mut pending = self.to_net.pending().to_vec();
         if let Some(app) = &self.app {
             let mut chunk = [0u8; 16 * 1024];
@@ -275,19 +294,17 @@ impl Relay {
                     Err(_) => break,
                 }
                 if pending.len() > APP_READ {
-                    return Err(Error::new(
+                    // Bytes were taken from the channel: it cannot go on.
+                    let e = Error::new(
                         Code::PSM_ERR_PROTOCOL,
                         "the application is still writing plaintext; STARTTLS needs a pause",
-                    ));
+                    );
+                    self.fail_step_up(e.clone());
+                    return Err(e);
                 }
             }
         }
-        if !self.raw_in.is_empty() {
-            return Err(Error::new(
-                Code::PSM_ERR_PROTOCOL,
-                "the server sent data the application has not read; read its STARTTLS answer first",
-            ));
-        }
+
         self.to_net = Buf::default();
         let net = self.net.take().ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "no network stream"))?;
         self.stepping = true;
@@ -604,7 +621,14 @@ impl Relay {
                 return false;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return false,
-            Err(_) => 0,
+            Err(_) => {
+                // The application's end was reset (closed with our data
+                // unread): an abandoned stream, not a complete one.
+                self.app = None;
+                self.app_peer = None;
+                self.app_eof = true;
+                return true;
+            }
         };
         if n == 0 {
             self.app_eof = true;
@@ -637,10 +661,48 @@ impl Relay {
 
     /// The application closed its end entirely.
     fn app_gone(&mut self) {
+        // What it wrote before going still goes out; close_notify only if
+        // all of it was read (otherwise the peer must see a truncation).
+        let ended = self.drain_app_input();
         self.app = None;
         self.app_peer = None;
         self.app_eof = true;
-        self.end_output();
+        if ended {
+            self.end_output();
+        }
+    }
+
+    /// Reads everything the application wrote that psmd has not read yet,
+    /// into TLS (or the plain queue). True when its end of input came: only
+    /// then may close_notify say that the stream is complete.
+    fn drain_app_input(&mut self) -> bool {
+        if self.app_eof {
+            return true;
+        }
+        let Some(app) = &self.app else { return false };
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match (&*app).read(&mut chunk) {
+                Ok(0) => {
+                    self.app_eof = true;
+                    return true;
+                }
+                Ok(n) => {
+                    self.bytes_out += n as u64;
+                    match &mut self.tls {
+                        Some(tls) => {
+                            if tls.writer().write_all(&chunk[..n]).is_err() {
+                                return false;
+                            }
+                        }
+                        None => self.to_net.extend(&chunk[..n]),
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // WouldBlock: the application never ended its output.
+                Err(_) => return false,
+            }
+        }
     }
 
     fn fail(&mut self, e: Error) {
@@ -690,10 +752,13 @@ impl Relay {
         self.settle();
     }
 
-    /// The application closed the channel: send what can be sent now,
-    /// close_notify included, without waiting.
+    /// The application closed the channel (or disconnected): send what can
+    /// be sent now without waiting; close_notify only if it had ended its
+    /// output, so that an abandoned stream reads as truncated to the peer.
     pub fn close_now(&mut self) {
-        self.end_output();
+        if self.drain_app_input() {
+            self.end_output();
+        }
         self.write_net();
     }
 

@@ -56,7 +56,9 @@ impl Verifier {
     /// Records why the handshake stops and tells rustls which alert to send.
     fn refuse(&self, status: Status, e: Error) -> rustls::Error {
         self.notes().record_verification(e.code, &e.message, None);
-        self.notes().fail(e);
+        // The server's certificate is the first thing wrong, even if the
+        // client certificate choice (which rustls makes earlier) failed too.
+        self.notes().error = Some(e);
         rustls::Error::InvalidCertificate(match status {
             Status::Expired => CertificateError::Expired,
             Status::NotYetValid => CertificateError::NotValidYet,
