@@ -51,6 +51,7 @@ fuzz_target!(|data: &[u8]| {
         sessions: 1,
         channels: 0,
         requests_served: 0,
+        requests_failed: 0,
         test_hooks: false,
         workers: 1,
         store: store(),
@@ -71,7 +72,8 @@ fuzz_target!(|data: &[u8]| {
             | Outcome::Tls(_)
             | Outcome::StepUp(_)
             | Outcome::SslInfo(_)
-            | Outcome::SslPeerCerts(_) => {}
+            | Outcome::SslPeerCerts(_)
+            | Outcome::Status => {}
             Outcome::Work(work) => {
                 let _ = work();
             }

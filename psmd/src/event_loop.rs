@@ -184,6 +184,7 @@ impl EventLoop {
                 sessions: 0,
                 channels: 0,
                 requests_served: 0,
+                requests_failed: 0,
                 test_hooks: config.test_hooks,
                 workers: config.workers,
                 store,
@@ -407,6 +408,10 @@ impl EventLoop {
             Outcome::FinishChannel(channel) => self.finish_channel(t, id, channel),
             Outcome::Tls(start) => self.start_tls(t, id, start),
             Outcome::StepUp(channel) => self.step_up(t, id, channel),
+            Outcome::Status => {
+                let result = crate::ops::core::status(&self.stats, self.session_list(), self.channel_list());
+                self.send_reply(t, id, result, None);
+            }
             Outcome::SslInfo(channel) => {
                 let result = match self.relay_of(t, channel) {
                     Some(r) => Ok(Reply::Json(r.info_json())),
@@ -680,6 +685,42 @@ impl EventLoop {
         }
     }
 
+    fn session_list(&self) -> Vec<serde_json::Value> {
+        self.entries
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Conn(c) => Some(&c.session),
+                _ => None,
+            })
+            .map(|s| {
+                serde_json::json!({
+                    "id": s.id,
+                    "app": s.app_name,
+                    "pid": s.pid,
+                    "exe": s.exe,
+                    "connected_secs": s.connected.elapsed().as_secs(),
+                    "channels": s.channels.len(),
+                    "handshakes": s.handshakes,
+                    "requests_in_flight": s.inflight,
+                })
+            })
+            .collect()
+    }
+
+    fn channel_list(&self) -> Vec<serde_json::Value> {
+        self.entries
+            .iter()
+            .filter_map(|(_, e)| match e {
+                Entry::Chan(c) => Some(serde_json::json!({
+                    "id": c.id, "session": c.session_id, "kind": "stream", "bytes_in": c.bytes_in,
+                    "finished": c.is_finished(),
+                })),
+                Entry::Tls(r) => Some(r.status_json()),
+                Entry::Conn(_) => None,
+            })
+            .collect()
+    }
+
     fn relay_of(&self, t: Token, channel: u64) -> Option<&Relay> {
         match self.entries.get(self.channel_token(t, channel)?) {
             Some(Entry::Tls(r)) => Some(r),
@@ -858,6 +899,7 @@ impl EventLoop {
 
     fn send_reply(&mut self, t: Token, id: u64, result: Result<Reply, Error>, fd: Option<OwnedFd>) {
         if let Err(e) = &result {
+            self.stats.requests_failed += 1;
             tracing::debug!(request = id, code = ?e.code, "request failed: {}", e.message);
         }
         self.send_frame(t, &ServerFrame::Reply { id, result }, fd);

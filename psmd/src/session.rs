@@ -19,6 +19,8 @@ pub struct Shared {
     pub sessions: usize,
     pub channels: usize,
     pub requests_served: u64,
+    /// Replies that were errors.
+    pub requests_failed: u64,
     pub test_hooks: bool,
     pub workers: usize,
     /// The user's store. Handlers touch it only from the worker pool, so a
@@ -46,6 +48,8 @@ pub enum Outcome {
     StepUp(u64),
     SslInfo(u64),
     SslPeerCerts(u64),
+    /// Daemon status, with the sessions and channels only the loop sees.
+    Status,
 }
 
 pub struct Session {
@@ -62,6 +66,9 @@ pub struct Session {
     pub inflight: usize,
     /// TLS handshakes running for this session.
     pub handshakes: usize,
+    /// The application's executable (`/proc/PID/exe` at connect time).
+    pub exe: Option<String>,
+    pub connected: Instant,
 }
 
 impl Session {
@@ -83,6 +90,8 @@ impl Session {
             channels: HashMap::new(),
             inflight: 0,
             handshakes: 0,
+            exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string()),
+            connected: Instant::now(),
         }
     }
 
@@ -131,7 +140,7 @@ impl Session {
                 Outcome::Reply(ops::core::hello(self, version_min, version_max, app_name, flags))
             }
             Request::Ping => Outcome::Reply(Ok(Reply::Pong)),
-            Request::Status => Outcome::Reply(ops::core::status(stats)),
+            Request::Status => Outcome::Status,
             Request::Random { len } => Outcome::Reply(ops::crypto::random(len)),
             Request::Digest { alg, data } => ops::crypto::digest(alg, data),
             Request::DigestStream { alg } => Outcome::OpenChannel(ops::crypto::digest_stream(alg)),

@@ -122,6 +122,12 @@ impl TokenState {
         Ok(())
     }
 
+    /// Whether the token has a password, and how many sessions are logged in.
+    pub fn summary(&self) -> (bool, usize) {
+        let logins = self.logins.lock().unwrap_or_else(|p| p.into_inner()).len();
+        (self.open().is_none(), logins)
+    }
+
     pub fn logout(&self, session: u64) {
         let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         if logins.remove(&session).is_some() && logins.is_empty() {

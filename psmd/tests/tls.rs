@@ -1196,3 +1196,33 @@ fn prompts_as_events_are_answered_from_another_thread() {
     let err = connect_err(&e.c, "localhost", server.port(), &opts());
     assert_eq!(err.code, Code::PSM_ERR_CERT_UNKNOWN_ISSUER, "{err}");
 }
+
+#[test]
+fn status_lists_sessions_with_their_executable_and_tls_channels() {
+    let e = env();
+    let server = echo_server(&e.pki.good);
+    let ch = e.c.ssl_connect("localhost", server.port(), &opts()).unwrap();
+    echo_check(&ch, b"counted");
+    let stream = e.c.digest_stream(psm::proto::HashAlg::Sha256).unwrap();
+    let s: Value = serde_json::from_str(&e.c.status_json().unwrap()).unwrap();
+    let me = s["session_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["id"] == e.c.session_id())
+        .unwrap_or_else(|| panic!("our session is listed: {s:#}"))
+        .clone();
+    assert_eq!(me["pid"], std::process::id(), "{me:#}");
+    let exe = std::env::current_exe().unwrap().display().to_string();
+    assert_eq!(me["exe"], exe.as_str(), "{me:#}");
+    assert_eq!(me["channels"], 2, "{me:#}");
+    let channels = s["channel_list"].as_array().unwrap();
+    let tls = channels.iter().find(|c| c["id"] == ch.id()).unwrap_or_else(|| panic!("{s:#}"));
+    assert_eq!(tls["kind"], "tls-client", "{tls:#}");
+    assert_eq!(tls["peer"], format!("localhost:{}", server.port()), "{tls:#}");
+    assert_eq!(tls["bytes_out"], b"counted".len(), "{tls:#}");
+    assert_eq!(tls["state"], "open", "{tls:#}");
+    assert!(channels.iter().any(|c| c["kind"] == "stream"), "{s:#}");
+    assert_eq!(s["token"]["has_password"], false, "{s:#}");
+    drop(stream);
+}

@@ -38,8 +38,19 @@ pub fn hello(
     })
 }
 
-pub fn status(stats: &Shared) -> Result<Reply, Error> {
+/// `Status`: daemon-wide figures plus what the event loop knows of each
+/// session and channel (`sessions` and `channels` stay counts, as before).
+pub fn status(
+    stats: &Shared,
+    session_list: Vec<serde_json::Value>,
+    channel_list: Vec<serde_json::Value>,
+) -> Result<Reply, Error> {
+    let (has_password, logged_in) = stats.token.summary();
     let json = serde_json::json!({
+        "session_list": session_list,
+        "channel_list": channel_list,
+        "token": { "has_password": has_password, "logged_in_sessions": logged_in },
+        "requests_failed": stats.requests_failed,
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_secs": stats.started.elapsed().as_secs(),

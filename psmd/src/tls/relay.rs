@@ -329,6 +329,29 @@ impl Relay {
         info::json(&self.info, &live, &self.negotiated)
     }
 
+    /// One line of `Status`'s channel list.
+    pub fn status_json(&self) -> serde_json::Value {
+        let kind = match self.info.mode {
+            Mode::Client => "tls-client",
+            Mode::Server => "tls-server",
+            Mode::Plain => "plain",
+        };
+        serde_json::json!({
+            "id": self.id,
+            "session": self.session_id,
+            "kind": kind,
+            // A server's peer is the client's address; a client's, host:port.
+            "peer": match self.info.mode {
+                Mode::Server => self.info.peer_name.clone(),
+                _ => format!("{}:{}", self.info.peer_name, self.info.port),
+            },
+            "version": self.negotiated.version,
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "state": format!("{:?}", self.state).to_lowercase(),
+        })
+    }
+
     /// Buffer levels and flags, for trace logs.
     pub fn debug_state(&self) -> String {
         format!(
