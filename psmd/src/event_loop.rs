@@ -135,6 +135,9 @@ pub struct EventLoop {
     ready: VecDeque<Token>,
     buf: Vec<u8>,
     mailbox: Arc<Mailbox>,
+    /// What the last STORE_CHANGED / TOKEN_CHANGED announced.
+    store_generation: u64,
+    token_changes: u64,
     next_session: u64,
     next_channel: u64,
     uid: u32,
@@ -159,6 +162,7 @@ impl EventLoop {
         let pool =
             Pool::new(config.workers, wake.clone()).map_err(|e| DaemonError::os("starting workers", e))?;
         let mailbox = Arc::new(Mailbox::new(wake));
+        let store_generation = config.store.generation();
         let store = Arc::new(std::sync::Mutex::new(config.store));
         let token = Arc::new(config.token);
         let prompts = Arc::new(crate::prompt::Prompts::new(mailbox.clone()));
@@ -194,6 +198,8 @@ impl EventLoop {
             ready: VecDeque::new(),
             buf: vec![0; READ_BUF],
             mailbox,
+            store_generation,
+            token_changes: 0,
             next_session: 1,
             next_channel: 1,
             uid: psm::transport::euid(),
@@ -255,6 +261,7 @@ impl EventLoop {
                     self.service(t);
                 }
             }
+            self.announce_changes();
         }
     }
 
@@ -589,6 +596,36 @@ impl EventLoop {
             let e =
                 Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "the channel was closed before its input ended");
             self.send_reply(owner, id, Err(e), None);
+        }
+    }
+
+    /// STORE_CHANGED / TOKEN_CHANGED to every application once a request
+    /// (on the pool or a handshake thread) changed the store or the token.
+    /// The store is only looked at if nobody holds it: the loop never waits.
+    fn announce_changes(&mut self) {
+        let mut events = Vec::new();
+        if let Ok(store) = self.stats.store.try_lock() {
+            let generation = store.generation();
+            if generation != self.store_generation {
+                self.store_generation = generation;
+                events.push(Event::StoreChanged);
+            }
+        }
+        let token = self.stats.token.changes();
+        if token != self.token_changes {
+            self.token_changes = token;
+            events.push(Event::TokenChanged);
+        }
+        if events.is_empty() {
+            return;
+        }
+        let conns: Vec<Token> =
+            self.entries.iter().filter(|(_, e)| matches!(e, Entry::Conn(_))).map(|(k, _)| Token(k)).collect();
+        for event in events {
+            let frame = ServerFrame::Event(event);
+            for &t in &conns {
+                self.send_frame(t, &frame, None);
+            }
         }
     }
 

@@ -37,6 +37,8 @@ pub struct TokenState {
     /// The master key while the token has no password.
     open_master: Mutex<Option<Arc<TokenKey>>>,
     idle: Duration,
+    /// Counts logins, logouts and password changes, for TOKEN_CHANGED events.
+    changes: std::sync::atomic::AtomicU64,
 }
 
 fn bad_password() -> Error {
@@ -76,6 +78,7 @@ impl TokenState {
             signers: Mutex::new(HashMap::new()),
             open_master: Mutex::new(open_master),
             idle: IDLE_TIMEOUT,
+            changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -96,6 +99,7 @@ impl TokenState {
             }
             Some(_) => {
                 logins.remove(&session);
+                self.changed();
                 if logins.is_empty() {
                     self.forget_keys();
                 }
@@ -119,7 +123,17 @@ impl TokenState {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(session, Login { master: Arc::new(master), last_use: Instant::now() });
+        self.changed();
         Ok(())
+    }
+
+    /// Changes with every login, logout and password change.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn changed(&self) {
+        self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Whether the token has a password, and how many sessions are logged in.
@@ -130,8 +144,11 @@ impl TokenState {
 
     pub fn logout(&self, session: u64) {
         let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
-        if logins.remove(&session).is_some() && logins.is_empty() {
-            self.forget_keys();
+        if logins.remove(&session).is_some() {
+            self.changed();
+            if logins.is_empty() {
+                self.forget_keys();
+            }
         }
     }
 
@@ -205,6 +222,7 @@ impl TokenState {
         if !new.is_empty() {
             logins.insert(session, Login { master, last_use: Instant::now() });
         }
+        self.changed();
         Ok(())
     }
 }

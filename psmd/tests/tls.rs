@@ -1226,3 +1226,22 @@ fn status_lists_sessions_with_their_executable_and_tls_channels() {
     assert_eq!(s["token"]["has_password"], false, "{s:#}");
     drop(stream);
 }
+
+#[test]
+fn other_applications_hear_of_store_and_token_changes() {
+    let e = env();
+    let watcher = e.d.client();
+    // Drain what came before (the fixture's own imports).
+    while watcher.next_event(Some(Duration::ZERO)).unwrap().is_some() {}
+    e.c.cert_import(&e.pki.client_a.der, Some("watched"), 0).unwrap();
+    let wait = |what: psm::proto::Event| loop {
+        match watcher.next_event(Some(PATIENCE)).unwrap() {
+            Some(ev) if ev == what => return,
+            Some(_) => {}
+            None => panic!("no {what:?} event came"),
+        }
+    };
+    wait(psm::proto::Event::StoreChanged);
+    e.c.token_set_password(None, Some("a password")).unwrap();
+    wait(psm::proto::Event::TokenChanged);
+}

@@ -80,6 +80,8 @@ pub unsafe extern "C" fn psm_event_kind(ev: *const psm_event) -> u32 {
             Some(Event::DialogDone { .. }) => PSM_EVENT_DIALOG_DONE,
             Some(Event::Shutdown { .. }) => PSM_EVENT_SHUTDOWN,
             Some(Event::Prompt(_)) => PSM_EVENT_PROMPT,
+            Some(Event::StoreChanged) => PSM_EVENT_STORE_CHANGED,
+            Some(Event::TokenChanged) => PSM_EVENT_TOKEN_CHANGED,
             None => 0,
         }
     })

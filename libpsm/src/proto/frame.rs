@@ -277,6 +277,8 @@ mod tests {
                 url: "http://127.0.0.1:1/".into(),
             }),
             ServerFrame::Event(Event::DialogDone { id: 1 }),
+            ServerFrame::Event(Event::StoreChanged),
+            ServerFrame::Event(Event::TokenChanged),
             ServerFrame::Reply { id: 10, result: Ok(Reply::Json("{}".into())) },
             ServerFrame::Event(Event::Prompt(Prompt {
                 id: 2,

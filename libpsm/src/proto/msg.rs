@@ -407,6 +407,11 @@ pub enum Event {
     /// A question for the application's own prompt handler; answer with
     /// `PromptAnswer`.
     Prompt(Prompt),
+    /// Certificates, trust settings, CRLs, overrides or keys in the store
+    /// changed: views of them (certificate lists) are stale.
+    StoreChanged,
+    /// The soft token was logged in or out, or its password changed.
+    TokenChanged,
 }
 
 /// What a prompt asks (`PSM_PROMPT_*`).
