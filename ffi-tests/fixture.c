@@ -293,23 +293,30 @@ const char *certutil_run(int status, const char *needle, const char *args, char 
     return out;
 }
 
-const char *pki_dir(void)
+void pki_make(const char *script_var, const char *subdir, char *dir, size_t cap)
 {
-    static char dir[4096];
     char command[8192];
     char output[4096];
-    const char *script = getenv("PSM_TEST_PKI");
+    const char *script = getenv(script_var);
 
-    if (dir[0] != '\0')
-        return dir;
+    if (script == NULL || script[0] == '\0')
+        fprintf(stderr, "$%s names no PKI script\n", script_var);
     CHECK(script != NULL && script[0] != '\0');
-    CHECK((size_t)snprintf(dir, sizeof dir, "%s/pki", fixture_dir()) < sizeof dir);
+    CHECK((size_t)snprintf(dir, cap, "%s/%s", fixture_dir(), subdir) < cap);
     CHECK((size_t)snprintf(command, sizeof command, "sh '%s' '%s' 2>&1", script, dir) <
           sizeof command);
     if (command_run(command, output, sizeof output) != 0) {
         fprintf(stderr, "`%s` failed:\n%s\n", command, output);
-        CHECK(!"make-test-pki.sh succeeds");
+        CHECK(!"the PKI script succeeds");
     }
+}
+
+const char *pki_dir(void)
+{
+    static char dir[4096];
+
+    if (dir[0] == '\0')
+        pki_make("PSM_TEST_PKI", "pki", dir, sizeof dir);
     return dir;
 }
 

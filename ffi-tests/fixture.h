@@ -77,6 +77,10 @@ const char *certutil_run(int status, const char *needle, const char *args, char 
  * <fixture_dir>/pki on the first call and returns that directory. */
 const char *pki_dir(void);
 
+/* Runs the PKI script named by $SCRIPT_VAR into <fixture_dir>/SUBDIR, which
+ * it writes to DIR (CAP bytes). pki_dir() and the TLS fixture use it. */
+void pki_make(const char *script_var, const char *subdir, char *dir, size_t cap);
+
 /* The path of a file of the test PKI ("server.pem") into out (cap bytes). */
 void pki_path(const char *name, char *out, size_t cap);
 

@@ -37,20 +37,9 @@ static s_server running_server[MAX_SERVERS];
 const char *tls_pki_dir(void)
 {
     static char dir[4096];
-    char command[8192];
-    char output[4096];
-    const char *script = getenv("PSM_TLS_PKI");
 
-    if (dir[0] != '\0')
-        return dir;
-    CHECK(script != NULL && script[0] != '\0');
-    CHECK((size_t)snprintf(dir, sizeof dir, "%s/tls-pki", fixture_dir()) < sizeof dir);
-    CHECK((size_t)snprintf(command, sizeof command, "sh '%s' '%s' 2>&1", script, dir) <
-          sizeof command);
-    if (command_run(command, output, sizeof output) != 0) {
-        fprintf(stderr, "`%s` failed:\n%s\n", command, output);
-        CHECK(!"make-tls-pki.sh succeeds");
-    }
+    if (dir[0] == '\0')
+        pki_make("PSM_TLS_PKI", "tls-pki", dir, sizeof dir);
     return dir;
 }
 

@@ -138,6 +138,8 @@ pub struct EventLoop {
     /// What the last STORE_CHANGED / TOKEN_CHANGED announced.
     store_generation: u64,
     token_changes: u64,
+    /// Something that may change the store or the token ran this turn.
+    maybe_changed: bool,
     next_session: u64,
     next_channel: u64,
     uid: u32,
@@ -200,6 +202,7 @@ impl EventLoop {
             mailbox,
             store_generation,
             token_changes: 0,
+            maybe_changed: false,
             next_session: 1,
             next_channel: 1,
             uid: psm::transport::euid(),
@@ -603,13 +606,20 @@ impl EventLoop {
     /// (on the pool or a handshake thread) changed the store or the token.
     /// The store is only looked at if nobody holds it: the loop never waits.
     fn announce_changes(&mut self) {
+        if !std::mem::take(&mut self.maybe_changed) {
+            return; // nothing that changes them ran this turn: keep relaying cheap
+        }
         let mut events = Vec::new();
-        if let Ok(store) = self.stats.store.try_lock() {
-            let generation = store.generation();
-            if generation != self.store_generation {
-                self.store_generation = generation;
-                events.push(Event::StoreChanged);
+        match self.stats.store.try_lock() {
+            Ok(store) => {
+                let generation = store.generation();
+                if generation != self.store_generation {
+                    self.store_generation = generation;
+                    events.push(Event::StoreChanged);
+                }
             }
+            // Busy: look again next turn.
+            Err(_) => self.maybe_changed = true,
         }
         let token = self.stats.token.changes();
         if token != self.token_changes {
@@ -632,6 +642,8 @@ impl EventLoop {
     /// Messages from handshake threads and prompt waits.
     fn deliver_mail(&mut self) {
         for msg in self.mailbox.take() {
+            // A handshake may have stored an override or used the token.
+            self.maybe_changed = true;
             match msg {
                 LoopMsg::Event { token, session_id, event } => {
                     if conn_session(&self.entries, Token(token)) == session_id {
@@ -918,6 +930,8 @@ impl EventLoop {
 
     fn deliver_pool_results(&mut self) {
         for done in self.pool.take_done() {
+            // Requests that change the store or the token run on the pool.
+            self.maybe_changed = true;
             let t = Token(done.to.token);
             let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else {
                 continue;
@@ -1031,6 +1045,7 @@ impl EventLoop {
         }
         self.stats.sessions -= 1;
         self.stats.token.logout(conn.session.id);
+        self.maybe_changed = true;
         self.stats.tls.prompts.cancel_session(conn.session.id);
         tracing::debug!(session = conn.session.id, "disconnected");
     }

@@ -33,7 +33,7 @@ const THREAD_STACK: usize = 256 * 1024;
 #[derive(Clone, Debug, Default)]
 pub struct Notes {
     /// The verification result, its detail, and the override used if any.
-    pub verification: Option<(Code, String, Option<&'static str>)>,
+    pub verification: Option<super::Verification>,
     /// The client certificate presented (DER).
     pub client_cert: Option<Vec<u8>>,
     /// Set when this connection's session must not be resumed by others.

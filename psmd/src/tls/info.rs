@@ -3,7 +3,7 @@
 
 use super::handshake::Notes;
 use super::verifier::cert_json;
-use psm::{Code, Error};
+use psm::Error;
 use rustls::{Connection, HandshakeKind};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,7 +20,7 @@ pub struct Static {
     /// The server's name (client), the client's address (server).
     pub peer_name: String,
     pub port: u16,
-    pub verification: Option<(Code, String, Option<&'static str>)>,
+    pub verification: Option<super::Verification>,
     /// The certificate psmd presented: the client certificate, or the
     /// server certificate of an accepted connection.
     pub own_cert: Option<Vec<u8>>,
