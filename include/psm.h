@@ -150,11 +150,81 @@
 // A password (the answer is the password; there are no choices).
 #define PSM_PROMPT_PASSWORD 3
 
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
 // `psm_ssl_opts_set_min_version`: TLS 1.2 (the default minimum).
 #define PSM_TLS_1_2 771
 
 // `psm_ssl_opts_set_min_version`: TLS 1.3 only.
 #define PSM_TLS_1_3 772
+
+// S/MIME flags (`PSM_SMIME_*`).
+// Sign: a detached signature (multipart/signed) rather than an opaque one.
+#define SMIME_DETACHED (1 << 0)
+
+// Output DER rather than an S/MIME MIME entity.
+#define SMIME_DER (1 << 1)
+
+// Sign: leave the signer's certificate and chain out of the message.
+#define SMIME_NO_CERTS (1 << 2)
+
+// Encrypt: AES-256-CBC EnvelopedData for older readers, rather than
+// AES-256-GCM AuthEnvelopedData (RFC 5083).
+#define SMIME_CBC (1 << 3)
+
+// Output PEM rather than an S/MIME MIME entity.
+#define SMIME_PEM (1 << 4)
+
+// The content is binary: no canonical CRLF line endings (RFC 8551 3.1.1).
+#define SMIME_BINARY (1 << 5)
+
+// Sign with SHA-384 (default SHA-256).
+#define SMIME_SHA384 (1 << 6)
+
+// Sign with SHA-512.
+#define SMIME_SHA512 (1 << 7)
+
+// Sign with RSASSA-PSS (RSA keys; default PKCS#1 v1.5).
+#define SMIME_RSA_PSS (1 << 8)
+
+// Decrypt: a signed message inside is verified too.
+#define SMIME_VERIFY_INNER (1 << 9)
+
+// Verify: remember the signer's certificate (for encrypting to it later),
+// as a person's certificate without trust.
+#define SMIME_REMEMBER_SIGNER (1 << 10)
+
+// Encrypt: RSAES-OAEP key transport for RSA recipients (default v1.5).
+#define SMIME_RSA_OAEP (1 << 11)
+
+// Every `SMIME_*` bit this build knows.
+#define SMIME_ALL_FLAGS ((1 << 12) - 1)
+
+// Largest message the inline `Smime*` requests take; the client streams
+// anything larger.
+#define MAX_INLINE_SMIME (512 * 1024)
 
 // `psm_result`: `PSM_OK` (0) or the reason an operation failed.
 enum psm_result
@@ -201,6 +271,9 @@ enum psm_result
   PSM_ERR_TLS_TRUNCATED = 204,
   PSM_ERR_SMIME_BAD_SIGNATURE = 300,
   PSM_ERR_SMIME_NO_KEY = 301,
+  PSM_ERR_SMIME_CONTENT_ALTERED = 302,
+  PSM_ERR_SMIME_ADDRESS_MISMATCH = 303,
+  PSM_ERR_SMIME_NOT_SIGNED = 304,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -230,6 +303,10 @@ typedef struct psm_event psm_event;
 // handler, valid during the call; from `psm_event_prompt`, until the event
 // is freed. Never freed by the caller.
 typedef struct psm_prompt psm_prompt;
+
+// What verifying or decrypting a message found. Free it with
+// `psm_smime_result_free`.
+typedef struct psm_smime_result psm_smime_result;
 
 // A TLS connection run by psmd: the application reads and writes
 // plaintext on `psm_ssl_fd`. Free it with `psm_ssl_free`. It keeps its
@@ -894,6 +971,278 @@ psm_result psm_set_prompt_events(psm_conn *conn, int32_t enable);
 // # Safety
 // `conn` is live; `answer` is NULL or a NUL-terminated string.
 psm_result psm_prompt_answer_id(psm_conn *conn, uint64_t id, const char *answer);
+
+// Signs `msg` (a MIME entity: headers, blank line, body; or any bytes
+// with `PSM_SMIME_BINARY`) with `signer` and its private key, which must be
+// valid for e-mail signing now. Default: an opaque
+// `application/pkcs7-mime; smime-type=signed-data` entity with CRLF lines,
+// ready to be a message body; `PSM_SMIME_DETACHED`: `multipart/signed`
+// (the right `micalg`); `PSM_SMIME_DER` / `PSM_SMIME_PEM`: the bare CMS
+// structure. Signing time and SMIMECapabilities are signed attributes;
+// SHA-256 unless `PSM_SMIME_SHA384`/`_SHA512`; RSA PKCS#1 v1.5 unless
+// `PSM_SMIME_RSA_PSS`; ECDSA for EC keys. Any size: large messages go
+// through a data channel. `*out` is `psm_free`d by the caller.
+// `PSM_ERR_LOGIN_REQUIRED`: the token is locked and there is no prompt
+// handler to ask for its password.
+//
+// # Safety
+// `conn` and `signer` are live; `msg` is readable for `len` bytes;
+// outputs are writable.
+psm_result psm_smime_sign(psm_conn *conn,
+                          const psm_cert *signer,
+                          const uint8_t *msg,
+                          size_t len,
+                          uint32_t flags,
+                          uint8_t **out,
+                          size_t *out_len);
+
+// Verifies a signed message: an S/MIME entity (opaque or
+// multipart/signed), DER or PEM. `detached_content` (NULL when
+// `content_len` is 0) is the content a detached DER/PEM signature covers.
+// Returns `PSM_OK` with a result whenever the message could be read
+// (`PSM_ERR_DECODE` otherwise; `PSM_ERR_SMIME_NOT_SIGNED` for one that is
+// not signed); the verdict is `psm_smime_result_status`.
+//
+// # Safety
+// `conn` is live; buffers are readable for their lengths; `out` writable.
+psm_result psm_smime_verify(psm_conn *conn,
+                            const uint8_t *msg,
+                            size_t len,
+                            const uint8_t *detached_content,
+                            size_t content_len,
+                            psm_smime_result **out);
+
+// `psm_smime_verify` that also checks the signer's certificate carries
+// `from` (the message's From address; NULL: no check), and takes flags
+// (`PSM_SMIME_REMEMBER_SIGNER`, `PSM_SMIME_BINARY`).
+//
+// # Safety
+// As `psm_smime_verify`; `from` is NULL or NUL-terminated.
+psm_result psm_smime_verify_from(psm_conn *conn,
+                                 const uint8_t *msg,
+                                 size_t len,
+                                 const uint8_t *detached_content,
+                                 size_t content_len,
+                                 const char *from,
+                                 uint32_t flags,
+                                 psm_smime_result **out);
+
+// Encrypts `msg` to the `n` certificates `recipients` (find them by
+// e-mail address with `psm_cert_find`; add your own so the sent copy
+// stays readable). Each must be valid for receiving encrypted e-mail.
+// AES-256-GCM AuthEnvelopedData unless `PSM_SMIME_CBC`; RSA recipients
+// get RSA v1.5 key transport (`PSM_SMIME_RSA_OAEP`: OAEP), EC recipients
+// ECDH. Output as for `psm_smime_sign`.
+//
+// # Safety
+// `conn` is live; `recipients` holds `n` live certificates; buffers are
+// readable/writable as usual.
+psm_result psm_smime_encrypt(psm_conn *conn,
+                             const psm_cert *const *recipients,
+                             size_t n,
+                             const uint8_t *msg,
+                             size_t len,
+                             uint32_t flags,
+                             uint8_t **out,
+                             size_t *out_len);
+
+// Decrypts `msg` with whichever of the user's keys it is encrypted to,
+// logging in to the token (through the prompt handler) if needed.
+// `PSM_ERR_SMIME_NO_KEY`: it is for nobody psm holds a key for;
+// `PSM_ERR_SMIME_CONTENT_ALTERED`: AES-GCM found it altered.
+//
+// # Safety
+// `conn` is live; `msg` readable for `len` bytes; outputs writable.
+psm_result psm_smime_decrypt(psm_conn *conn,
+                             const uint8_t *msg,
+                             size_t len,
+                             uint8_t **out,
+                             size_t *out_len);
+
+// Decrypts `msg` and, with `PSM_SMIME_VERIFY_INNER`, verifies a signed
+// message inside (sign-then-encrypt) in the same call: the result holds
+// the innermost content and the signature's verdict (`from` as for
+// `psm_smime_verify_from`).
+//
+// # Safety
+// As `psm_smime_decrypt`; `from` is NULL or NUL-terminated.
+psm_result psm_smime_decrypt_verify(psm_conn *conn,
+                                    const uint8_t *msg,
+                                    size_t len,
+                                    const char *from,
+                                    uint32_t flags,
+                                    psm_smime_result **out);
+
+// A certs-only message (.p7c, `smime-type=certs-only`) carrying the `n`
+// certificates: an S/MIME entity, or DER/PEM with the flags.
+//
+// # Safety
+// `conn` is live; `certs` holds `n` live certificates; outputs writable.
+psm_result psm_smime_certs_only(psm_conn *conn,
+                                const psm_cert *const *certs,
+                                size_t n,
+                                uint32_t flags,
+                                uint8_t **out,
+                                size_t *out_len);
+
+// The certificates in a certs-only message (S/MIME, DER or PEM), without
+// importing them (`psm_cert_import` takes the same input to import).
+//
+// # Safety
+// `conn` is live; `msg` readable for `len` bytes; `out` writable.
+psm_result psm_smime_read_certs(psm_conn *conn,
+                                const uint8_t *msg,
+                                size_t len,
+                                psm_cert_list **out);
+
+// `psm_smime_sign` from `in_fd` to `out_fd` (files, pipes, sockets; read
+// to end of file, neither closed) through a data channel: a message of
+// any size, in bounded memory on both sides.
+//
+// # Safety
+// `conn` and `signer` are live; the descriptors are open.
+psm_result psm_smime_sign_stream(psm_conn *conn,
+                                 const psm_cert *signer,
+                                 uint32_t flags,
+                                 int32_t in_fd,
+                                 int32_t out_fd);
+
+// `psm_smime_encrypt` from `in_fd` to `out_fd`, in bounded memory.
+//
+// # Safety
+// `conn` is live; `recipients` holds `n` live certificates; the
+// descriptors are open.
+psm_result psm_smime_encrypt_stream(psm_conn *conn,
+                                    const psm_cert *const *recipients,
+                                    size_t n,
+                                    uint32_t flags,
+                                    int32_t in_fd,
+                                    int32_t out_fd);
+
+// Verifies a message read from `in_fd`. With a detached `signature`
+// (DER, PEM or the S/MIME signature part; NULL when `sig_len` is 0),
+// `in_fd` is the content it covers and streams through in bounded
+// memory. Without, `in_fd` is the whole signed message, which psmd reads
+// into memory (at most 512 MiB), and the content goes to `out_fd` (-1:
+// discarded). The result has no content; see `psm_smime_verify_from`.
+//
+// # Safety
+// `conn` is live; `signature` readable for `sig_len` bytes; `from` NULL or
+// NUL-terminated; `out` writable; the descriptors open.
+psm_result psm_smime_verify_stream(psm_conn *conn,
+                                   int32_t in_fd,
+                                   int32_t out_fd,
+                                   const uint8_t *signature,
+                                   size_t sig_len,
+                                   const char *from,
+                                   uint32_t flags,
+                                   psm_smime_result **out);
+
+// Decrypts a message read from `in_fd` (psmd reads it into memory, at
+// most 512 MiB) and writes the content to `out_fd`; flags and `from` as
+// for `psm_smime_decrypt_verify`. The result has no content.
+//
+// # Safety
+// `conn` is live; `from` NULL or NUL-terminated; `out` writable; the
+// descriptors open.
+psm_result psm_smime_decrypt_stream(psm_conn *conn,
+                                    int32_t in_fd,
+                                    int32_t out_fd,
+                                    const char *from,
+                                    uint32_t flags,
+                                    psm_smime_result **out);
+
+// The verdict: `PSM_OK` only for an intact signature by a signer whose
+// chain is valid for e-mail at the signing time (or, for an unsigned
+// message that was decrypted, success); else why not:
+// `PSM_ERR_SMIME_BAD_SIGNATURE`, `PSM_ERR_SMIME_CONTENT_ALTERED`,
+// `PSM_ERR_CERT_UNKNOWN_ISSUER` (untrusted signer), `PSM_ERR_CERT_EXPIRED`,
+// `PSM_ERR_CERT_REVOKED`, `PSM_ERR_SMIME_ADDRESS_MISMATCH`,
+// `PSM_ERR_NOT_FOUND` (signer's certificate unknown), `PSM_ERR_UNSUPPORTED`.
+// `PSM_ERR_NULL_PARAMETER` for NULL.
+//
+// # Safety
+// `r` is NULL or a live result.
+psm_result psm_smime_result_status(const psm_smime_result *r);
+
+// The signer's chain checked now rather than at the signing time
+// (`PSM_ERR_CERT_EXPIRED` for an old message whose signer has since
+// expired, while the status says `PSM_OK`).
+//
+// # Safety
+// `r` is NULL or a live result.
+psm_result psm_smime_result_status_now(const psm_smime_result *r);
+
+// The verdict in words ("good signature by CN=...", or what failed).
+// Valid until the result is freed; "" for NULL.
+//
+// # Safety
+// `r` is NULL or a live result.
+const char *psm_smime_result_detail(const psm_smime_result *r);
+
+// The signer's certificate, borrowed (valid until the result is freed);
+// NULL if the message is not signed or names a signer nobody has.
+//
+// # Safety
+// `r` is NULL or a live result.
+const psm_cert *psm_smime_result_signer(const psm_smime_result *r);
+
+// Number of certificates in the signer's verified chain (leaf first).
+//
+// # Safety
+// `r` is NULL or a live result.
+size_t psm_smime_result_chain_len(const psm_smime_result *r);
+
+// The `i`-th certificate of the chain, borrowed; NULL out of range.
+//
+// # Safety
+// `r` is NULL or a live result.
+const psm_cert *psm_smime_result_chain_get(const psm_smime_result *r, size_t i);
+
+// The signing time the signer claims (unix seconds), 0 if absent.
+//
+// # Safety
+// `r` is NULL or a live result.
+int64_t psm_smime_result_signing_time(const psm_smime_result *r);
+
+// 1 if the message was signed, else 0.
+//
+// # Safety
+// `r` is NULL or a live result.
+int32_t psm_smime_result_is_signed(const psm_smime_result *r);
+
+// 1 if the message was encrypted, else 0.
+//
+// # Safety
+// `r` is NULL or a live result.
+int32_t psm_smime_result_is_encrypted(const psm_smime_result *r);
+
+// The signature's digest algorithm ("sha256", ...), "" if unsigned.
+// Valid until the result is freed.
+//
+// # Safety
+// `r` is NULL or a live result.
+const char *psm_smime_result_digest(const psm_smime_result *r);
+
+// How the message was encrypted ("AuthEnvelopedData" for AES-GCM,
+// "EnvelopedData"), "" if it was not. Valid until the result is freed.
+//
+// # Safety
+// `r` is NULL or a live result.
+const char *psm_smime_result_cipher(const psm_smime_result *r);
+
+// The (innermost) content, borrowed: valid until the result is freed.
+// Empty for a stream's result (the content went to `out_fd`).
+//
+// # Safety
+// `r` is live; `data` and `len` are writable.
+psm_result psm_smime_result_content(const psm_smime_result *r, const uint8_t **data, size_t *len);
+
+// Frees a result and the certificates it lends out. NULL is ignored.
+//
+// # Safety
+// `r` is NULL or a result not yet freed.
+void psm_smime_result_free(psm_smime_result *r);
 
 // New options with the defaults: TLS 1.2 and 1.3, no ALPN, a client
 // certificate only when the server asks (chosen by psmd or the user), no

@@ -52,6 +52,9 @@ pub enum Code {
     PSM_ERR_TLS_TRUNCATED = 204,
     PSM_ERR_SMIME_BAD_SIGNATURE = 300,
     PSM_ERR_SMIME_NO_KEY = 301,
+    PSM_ERR_SMIME_CONTENT_ALTERED = 302,
+    PSM_ERR_SMIME_ADDRESS_MISMATCH = 303,
+    PSM_ERR_SMIME_NOT_SIGNED = 304,
 }
 
 macro_rules! codes_table {
@@ -126,6 +129,9 @@ codes_table! {
     PSM_ERR_TLS_TRUNCATED => "the peer closed the TLS connection without close_notify (the data may be truncated)",
     PSM_ERR_SMIME_BAD_SIGNATURE => "S/MIME signature is invalid",
     PSM_ERR_SMIME_NO_KEY => "no private key to decrypt this message",
+    PSM_ERR_SMIME_CONTENT_ALTERED => "the signed content was altered after it was signed",
+    PSM_ERR_SMIME_ADDRESS_MISMATCH => "the signer's certificate is not issued to the sender's address",
+    PSM_ERR_SMIME_NOT_SIGNED => "the message is not signed",
 }
 
 impl From<Code> for u32 {

@@ -19,6 +19,9 @@ pub enum ChannelState {
     Open(Box<dyn ChannelOp>),
     /// Input ended (or failed); the result waits for `ChannelFinish`.
     Finished(Result<Reply, psm::Error>),
+    /// A blocking thread runs the operation on its own end of the channel
+    /// (S/MIME streams, which write output as they read input).
+    Running,
 }
 
 pub struct Channel {
@@ -67,6 +70,10 @@ impl Channel {
             ChannelState::Finished(r) => r,
             ChannelState::Open(op) => {
                 self.state = ChannelState::Open(op);
+                Err(psm::Error::new(psm::Code::PSM_ERR_INTERNAL, "channel not finished"))
+            }
+            ChannelState::Running => {
+                self.state = ChannelState::Running;
                 Err(psm::Error::new(psm::Code::PSM_ERR_INTERNAL, "channel not finished"))
             }
         }

@@ -437,6 +437,8 @@ impl EventLoop {
                 }
                 None => self.send_reply(t, id, Err(no_such_tls_channel(channel)), None),
             },
+            Outcome::Blocking { job, can_prompt } => self.start_blocking(t, id, job, can_prompt),
+            Outcome::Stream { job, can_prompt } => self.start_stream(t, id, job, can_prompt),
             Outcome::CloseChannel(channel) => {
                 let result = match self.channel_token(t, channel) {
                     Some(ct) => {
@@ -493,6 +495,111 @@ impl EventLoop {
         self.stats.channels += 1;
         tracing::debug!(session = session_id, channel = id, "channel opened");
         Ok((id, theirs))
+    }
+
+    /// Runs a request on a blocking thread; its reply comes by mail.
+    fn start_blocking(&mut self, t: Token, id: u64, job: crate::ops::smime::BlockingJob, can_prompt: bool) {
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else { return };
+        let to = ReplyTo { token: t.0, session_id: conn.session.id, request_id: id };
+        let ctx = self.stats.tls.clone();
+        let started = handshake::spawn_blocking(&self.stats.tls, move || {
+            let jc = crate::ops::smime::JobCtx { ctx: &ctx, to, can_prompt };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&jc)))
+                .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the operation panicked")));
+            ctx.mailbox.post(LoopMsg::Reply { to, result });
+        });
+        match started {
+            Ok(()) => {
+                if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+                    conn.session.inflight += 1;
+                }
+            }
+            Err(e) => self.send_reply(t, id, Err(e), None),
+        }
+    }
+
+    /// Opens a data channel whose operation runs on a blocking thread,
+    /// reading input from and writing output to its own end.
+    fn start_stream(&mut self, t: Token, id: u64, job: crate::ops::smime::StreamJob, can_prompt: bool) {
+        let Some(Entry::Conn(conn)) = self.entries.get(t.0) else { return };
+        if conn.session.channels.len() >= MAX_CHANNELS_PER_SESSION {
+            return self.send_reply(t, id, Err(too_many_channels()), None);
+        }
+        let session_id = conn.session.id;
+        let opened = (|| {
+            let (ours, theirs) = psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
+            let ours = std::os::unix::net::UnixStream::from(ours);
+            // The loop keeps a second descriptor of our end only to shut
+            // it down (ending the thread's I/O) if the channel is dropped.
+            let kept = ours.try_clone().map_err(|e| Error::io("channel socket", e))?;
+            Ok::<_, Error>((ours, kept, theirs))
+        })();
+        let (ours, kept, theirs) = match opened {
+            Ok(x) => x,
+            Err(e) => return self.send_reply(t, id, Err(e), None),
+        };
+        let channel = self.next_channel;
+        self.next_channel += 1;
+        let to = ReplyTo { token: t.0, session_id, request_id: id };
+        let ctx = self.stats.tls.clone();
+        let started = handshake::spawn_blocking(&self.stats.tls, move || {
+            let jc = crate::ops::smime::JobCtx { ctx: &ctx, to, can_prompt };
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&jc, ours)))
+                .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the operation panicked")));
+            ctx.mailbox.post(LoopMsg::StreamDone { to, channel, result });
+        });
+        if let Err(e) = started {
+            return self.send_reply(t, id, Err(e), None);
+        }
+        let entry = self.entries.vacant_entry();
+        let ct = entry.key();
+        entry.insert(Entry::Chan(Channel {
+            id: channel,
+            stream: UnixStream::from_std(kept),
+            owner: t.0,
+            session_id,
+            state: ChannelState::Running,
+            finish_waiting: None,
+            bytes_in: 0,
+        }));
+        if let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) {
+            conn.session.channels.insert(channel, ct);
+        }
+        self.stats.channels += 1;
+        self.send_reply(t, id, Ok(Reply::Channel { channel }), Some(theirs));
+    }
+
+    /// A stream operation ended on its thread: keep the result for
+    /// ChannelFinish, or answer the one waiting.
+    fn stream_done(&mut self, to: ReplyTo, channel: u64, result: Result<Reply, Error>) {
+        self.maybe_changed = true;
+        let t = Token(to.token);
+        if conn_session(&self.entries, t) != to.session_id {
+            return;
+        }
+        let Some(ct) = self.channel_token(t, channel) else { return };
+        let Some(Entry::Chan(chan)) = self.entries.get_mut(ct) else { return };
+        chan.state = ChannelState::Finished(result);
+        if let Some(id) = chan.finish_waiting.take() {
+            let result = chan.take_result();
+            self.remove_channel(ct);
+            self.send_reply(t, id, result, None);
+        }
+    }
+
+    fn blocking_done(&mut self, to: ReplyTo, result: Result<Reply, Error>) {
+        self.maybe_changed = true;
+        let t = Token(to.token);
+        let Some(Entry::Conn(conn)) = self.entries.get_mut(t.0) else { return };
+        if conn.session.id != to.session_id {
+            return;
+        }
+        let was_paused = conn.paused();
+        conn.session.inflight -= 1;
+        if was_paused && !conn.paused() {
+            self.ready.push_back(t);
+        }
+        self.send_reply(t, to.request_id, result, None);
     }
 
     fn channel_token(&self, t: Token, channel: u64) -> Option<usize> {
@@ -588,6 +695,10 @@ impl EventLoop {
         }
         let Some(Entry::Chan(mut chan)) = self.entries.try_remove(ct) else { return };
         let _ = self.poll.registry().deregister(&mut chan.stream);
+        if matches!(chan.state, ChannelState::Running) {
+            // Ends the blocking thread's reads and writes.
+            let _ = chan.stream.shutdown(std::net::Shutdown::Both);
+        }
         self.stats.channels -= 1;
         let owner = Token(chan.owner);
         let Some(Entry::Conn(conn)) = self.entries.get_mut(owner.0) else { return };
@@ -654,6 +765,8 @@ impl EventLoop {
                     }
                 }
                 LoopMsg::Handshake(done) => self.handshake_done(*done),
+                LoopMsg::Reply { to, result } => self.blocking_done(to, result),
+                LoopMsg::StreamDone { to, channel, result } => self.stream_done(to, channel, result),
             }
         }
     }
@@ -1033,6 +1146,7 @@ impl EventLoop {
             match self.entries.remove(ct) {
                 Entry::Chan(mut chan) => {
                     let _ = self.poll.registry().deregister(&mut chan.stream);
+                    let _ = chan.stream.shutdown(std::net::Shutdown::Both);
                 }
                 Entry::Tls(mut relay) => {
                     // The application is gone: end its connections cleanly.

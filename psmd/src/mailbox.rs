@@ -2,8 +2,10 @@
 //! waits): queued under a lock, then the loop is woken through the mio
 //! `Waker`. The loop owns every socket, so other threads never write to one.
 
+use crate::pool::ReplyTo;
 use crate::tls::HandshakeDone;
-use psm::proto::Event;
+use psm::Error;
+use psm::proto::{Event, Reply};
 use std::sync::{Arc, Mutex};
 
 pub enum LoopMsg {
@@ -12,6 +14,10 @@ pub enum LoopMsg {
     Event { token: usize, session_id: u64, event: Event },
     /// A handshake (or a connection without TLS) finished on its thread.
     Handshake(Box<HandshakeDone>),
+    /// A request that ran on a blocking thread finished.
+    Reply { to: ReplyTo, result: Result<Reply, Error> },
+    /// The stream operation on data channel `channel` finished.
+    StreamDone { to: ReplyTo, channel: u64, result: Result<Reply, Error> },
 }
 
 pub struct Mailbox {

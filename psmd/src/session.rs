@@ -50,6 +50,16 @@ pub enum Outcome {
     SslPeerCerts(u64),
     /// Daemon status, with the sessions and channels only the loop sees.
     Status,
+    /// Run on a blocking thread (may wait for the user); the result is the reply.
+    Blocking {
+        job: ops::smime::BlockingJob,
+        can_prompt: bool,
+    },
+    /// Open a data channel whose operation runs on a blocking thread.
+    Stream {
+        job: ops::smime::StreamJob,
+        can_prompt: bool,
+    },
 }
 
 pub struct Session {
@@ -72,6 +82,10 @@ pub struct Session {
 }
 
 impl Session {
+    fn blocking(&self, job: ops::smime::BlockingJob) -> Outcome {
+        Outcome::Blocking { job, can_prompt: self.has_prompt_handler() }
+    }
+
     /// Whether the application answers prompts itself.
     pub fn has_prompt_handler(&self) -> bool {
         self.hello_flags & psm::proto::HELLO_HAS_PROMPT_HANDLER != 0
@@ -187,6 +201,23 @@ impl Session {
             }
             Request::PromptAnswer { id, answer } => {
                 Outcome::Reply(stats.tls.prompts.answer(self.id, id, answer).map(|_| Reply::Done))
+            }
+            Request::SmimeSign { signer, flags, data } => {
+                self.blocking(ops::smime::sign(signer, flags, data))
+            }
+            Request::SmimeVerify { data, content, from, flags } => {
+                self.blocking(ops::smime::verify(data, content.map(|c| c.into_vec()), from, flags))
+            }
+            Request::SmimeEncrypt { recipients, flags, data } => {
+                self.blocking(ops::smime::encrypt(recipients, flags, data))
+            }
+            Request::SmimeDecrypt { data, from, flags } => {
+                self.blocking(ops::smime::decrypt(data, from, flags))
+            }
+            Request::SmimeCertsOnly { certs, flags } => self.blocking(ops::smime::certs_only(certs, flags)),
+            Request::SmimeReadCerts { data } => self.blocking(ops::smime::read_certs(data)),
+            Request::SmimeStream { op, flags } => {
+                Outcome::Stream { job: ops::smime::stream(op, flags), can_prompt: self.has_prompt_handler() }
             }
         }
     }

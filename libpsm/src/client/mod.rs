@@ -12,6 +12,7 @@
 
 mod conn;
 mod prompt;
+mod smime;
 mod spawn;
 mod tls;
 
@@ -363,6 +364,7 @@ pub(crate) fn unexpected(reply: &Reply) -> Error {
         Reply::Certs(_) => "Certs",
         Reply::Verification(_) => "Verification",
         Reply::Json(_) => "Json",
+        Reply::Smime(_) => "Smime",
     };
     Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }

@@ -82,6 +82,12 @@ pub struct psm_cert_list {
     certs: Vec<psm_cert>,
 }
 
+impl psm_cert_list {
+    pub(crate) fn boxed(certs: Vec<CertInfo>) -> *mut psm_cert_list {
+        Box::into_raw(Box::new(psm_cert_list { certs: certs.into_iter().map(psm_cert::new).collect() }))
+    }
+}
+
 /// The outcome of `psm_cert_verify`. Free it with `psm_verify_result_free`.
 pub struct psm_verify_result {
     status: Code,
@@ -193,9 +199,8 @@ pub unsafe extern "C" fn psm_cert_list_query(
         let client = unsafe { &(*conn).client };
         match client.cert_list(filter) {
             Ok(certs) => {
-                let list = psm_cert_list { certs: certs.into_iter().map(psm_cert::new).collect() };
                 // SAFETY: writable per the contract.
-                unsafe { *out = Box::into_raw(Box::new(list)) };
+                unsafe { *out = psm_cert_list::boxed(certs) };
                 Code::PSM_OK
             }
             Err(e) => fail(e),

@@ -33,7 +33,7 @@ pub const PSM_SIG_RSA_PKCS1_SHA256: u32 = 4;
 pub const PSM_SIG_RSA_PSS_SHA256: u32 = 5;
 
 /// Reads an optional C string argument (NULL is None).
-unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Code> {
+pub(super) unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, Code> {
     if p.is_null() {
         return Ok(None);
     }
@@ -42,7 +42,7 @@ unsafe fn opt_str<'a>(p: *const c_char, what: &str) -> Result<Option<&'a str>, C
 }
 
 /// Hands `bytes` to the caller as a malloc'd buffer.
-unsafe fn bytes_out(bytes: &[u8], out: *mut *mut u8, out_len: *mut usize) -> Code {
+pub(super) unsafe fn bytes_out(bytes: &[u8], out: *mut *mut u8, out_len: *mut usize) -> Code {
     match malloc_copy(bytes, false) {
         Some(p) => {
             // SAFETY: the callers checked both for NULL.

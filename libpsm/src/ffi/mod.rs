@@ -13,6 +13,7 @@ pub mod crypto;
 pub mod event;
 pub mod key;
 pub mod prompt;
+pub mod smime;
 pub mod tls;
 
 use crate::error::{Code, Error};

@@ -14,6 +14,7 @@ pub use frame::{
     encode_server_frame,
 };
 pub use msg::*;
+pub use serde_bytes::ByteBuf;
 
 /// Oldest and newest protocol versions this build speaks.
 pub const PROTOCOL_MIN: u16 = 1;

@@ -222,11 +222,86 @@ pub enum Request {
         id: u64,
         answer: Option<Secret>,
     },
+    /// Sign `data` (a MIME entity, or raw bytes with `SMIME_BINARY`) with
+    /// the certificate `signer` ("sha256:<hex>" or nickname) and its key.
+    /// `SMIME_*` flags. Replies `Bytes`: the S/MIME entity, DER or PEM.
+    SmimeSign {
+        signer: String,
+        flags: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Verify a signed message (S/MIME, DER or PEM); `content` is the
+    /// signed content of a detached signature given apart; `from` the
+    /// address the signer's certificate must carry. Replies `Smime`.
+    SmimeVerify {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        content: Option<serde_bytes::ByteBuf>,
+        from: Option<String>,
+        flags: u32,
+    },
+    /// Encrypt `data` to the certificates `recipients` ("sha256:<hex>" or
+    /// nickname each). Replies `Bytes`.
+    SmimeEncrypt {
+        recipients: Vec<String>,
+        flags: u32,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Decrypt with a key of the token; with `SMIME_VERIFY_INNER` a signed
+    /// message inside is verified too (`from` as for `SmimeVerify`).
+    /// Replies `Smime`.
+    SmimeDecrypt {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+        from: Option<String>,
+        flags: u32,
+    },
+    /// A certs-only message (.p7c) carrying `certs`. Replies `Bytes`.
+    SmimeCertsOnly {
+        certs: Vec<String>,
+        flags: u32,
+    },
+    /// The certificates of a certs-only (or any CMS SignedData) message,
+    /// without importing them. Replies `Certs`.
+    SmimeReadCerts {
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
+    /// Open a data channel running an S/MIME operation on a stream:
+    /// the application writes the input and half-closes, reads the output
+    /// to EOF, and `ChannelFinish` replies `Smime` (verify, decrypt) or
+    /// `Done` (sign, encrypt).
+    SmimeStream {
+        op: SmimeOp,
+        flags: u32,
+    },
+}
+
+/// An S/MIME operation on a stream (`SmimeStream`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SmimeOp {
+    Sign {
+        signer: String,
+    },
+    Encrypt {
+        recipients: Vec<String>,
+    },
+    /// Verify; with `signature` the input is the content a detached
+    /// signature covers, and there is no output.
+    Verify {
+        signature: Option<serde_bytes::ByteBuf>,
+        from: Option<String>,
+    },
+    Decrypt {
+        from: Option<String>,
+    },
 }
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 34;
+pub const REQUEST_KINDS: u32 = 41;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -369,6 +444,13 @@ impl Request {
             Request::SslPeerCerts { .. } => "SslPeerCerts",
             Request::SetPromptHandler { .. } => "SetPromptHandler",
             Request::PromptAnswer { .. } => "PromptAnswer",
+            Request::SmimeSign { .. } => "SmimeSign",
+            Request::SmimeVerify { .. } => "SmimeVerify",
+            Request::SmimeEncrypt { .. } => "SmimeEncrypt",
+            Request::SmimeDecrypt { .. } => "SmimeDecrypt",
+            Request::SmimeCertsOnly { .. } => "SmimeCertsOnly",
+            Request::SmimeReadCerts { .. } => "SmimeReadCerts",
+            Request::SmimeStream { .. } => "SmimeStream",
         }
     }
 }
@@ -393,6 +475,69 @@ pub enum Reply {
     Certs(Vec<CertInfo>),
     Verification(Verification),
     Json(String),
+    Smime(Box<SmimeInfo>),
+}
+
+/// S/MIME flags (`PSM_SMIME_*`).
+/// Sign: a detached signature (multipart/signed) rather than an opaque one.
+pub const SMIME_DETACHED: u32 = 1 << 0;
+/// Output DER rather than an S/MIME MIME entity.
+pub const SMIME_DER: u32 = 1 << 1;
+/// Sign: leave the signer's certificate and chain out of the message.
+pub const SMIME_NO_CERTS: u32 = 1 << 2;
+/// Encrypt: AES-256-CBC EnvelopedData for older readers, rather than
+/// AES-256-GCM AuthEnvelopedData (RFC 5083).
+pub const SMIME_CBC: u32 = 1 << 3;
+/// Output PEM rather than an S/MIME MIME entity.
+pub const SMIME_PEM: u32 = 1 << 4;
+/// The content is binary: no canonical CRLF line endings (RFC 8551 3.1.1).
+pub const SMIME_BINARY: u32 = 1 << 5;
+/// Sign with SHA-384 (default SHA-256).
+pub const SMIME_SHA384: u32 = 1 << 6;
+/// Sign with SHA-512.
+pub const SMIME_SHA512: u32 = 1 << 7;
+/// Sign with RSASSA-PSS (RSA keys; default PKCS#1 v1.5).
+pub const SMIME_RSA_PSS: u32 = 1 << 8;
+/// Decrypt: a signed message inside is verified too.
+pub const SMIME_VERIFY_INNER: u32 = 1 << 9;
+/// Verify: remember the signer's certificate (for encrypting to it later),
+/// as a person's certificate without trust.
+pub const SMIME_REMEMBER_SIGNER: u32 = 1 << 10;
+/// Encrypt: RSAES-OAEP key transport for RSA recipients (default v1.5).
+pub const SMIME_RSA_OAEP: u32 = 1 << 11;
+/// Every `SMIME_*` bit this build knows.
+pub const SMIME_ALL_FLAGS: u32 = (1 << 12) - 1;
+
+/// Largest message the inline `Smime*` requests take; the client streams
+/// anything larger.
+pub const MAX_INLINE_SMIME: usize = 512 * 1024;
+
+/// What verifying or decrypting a message found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmimeInfo {
+    /// The verdict: `PSM_OK` for an intact signature by a signer whose
+    /// chain is valid for e-mail at the signing time (and an unsigned
+    /// message that decrypted), else why not.
+    pub status: crate::error::Code,
+    /// The reason, in plain words.
+    pub detail: String,
+    pub signed: bool,
+    pub encrypted: bool,
+    /// The signer's certificate, when the message names one we could find.
+    pub signer: Option<CertInfo>,
+    /// The signer's chain as verified, leaf first.
+    pub chain: Vec<CertInfo>,
+    /// Signing time claimed by the signer (unix seconds; 0 = absent).
+    pub signing_time: i64,
+    /// The signer's chain checked now rather than at the signing time
+    /// (`PSM_OK`, or e.g. `PSM_ERR_CERT_EXPIRED` for an old message).
+    pub status_now: crate::error::Code,
+    /// Digest algorithm of the signature ("sha256", ...), content
+    /// encryption ("aes-256-gcm", ...): for the user's information.
+    pub digest: String,
+    pub cipher: String,
+    /// The content (empty when it went out through a stream).
+    pub content: serde_bytes::ByteBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,5 +6,6 @@ pub mod core;
 pub mod crypto;
 pub mod debug;
 pub mod key;
+pub mod smime;
 pub mod tls;
 pub mod token;

@@ -292,3 +292,30 @@ pub fn parse_crl(data: &[u8]) -> Result<ParsedCrl, Error> {
         der,
     })
 }
+
+/// The raw subject and issuer names of a certificate.
+pub fn names(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (_, x) = X509Certificate::from_der(der).ok()?;
+    Some((x.subject().as_raw().to_vec(), x.issuer().as_raw().to_vec()))
+}
+
+/// The CA certificates from `cas` above `leaf`, nearest first, up to `max`
+/// and without the self-signed root (the peer must already have it): what
+/// psm sends along with a certificate it presents (TLS, S/MIME).
+pub fn chain_above(leaf: &[u8], cas: &[Vec<u8>], max: usize) -> Vec<Vec<u8>> {
+    let mut chain = Vec::new();
+    let mut current = leaf.to_vec();
+    while chain.len() < max {
+        let Some((subject, issuer)) = names(&current) else { break };
+        if subject == issuer {
+            break;
+        }
+        let Some(ca) = cas.iter().find(|ca| names(ca).is_some_and(|(s, _)| s == issuer)) else { break };
+        if names(ca).is_some_and(|(s, i)| s == i) {
+            break;
+        }
+        chain.push(ca.clone());
+        current = ca.clone();
+    }
+    chain
+}

@@ -286,6 +286,11 @@ impl LoadedKey {
         sign_with(&self.0, alg, data)
     }
 
+    /// The key itself, for OpenSSL operations that take one (CMS).
+    pub fn pkey(&self) -> &PKey<Private> {
+        &self.0
+    }
+
     /// Whether a signature takes tens of microseconds (EC, Ed25519) rather
     /// than hundreds or more (RSA), so it may run on the event loop.
     pub fn signs_fast(&self) -> bool {

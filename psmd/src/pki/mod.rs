@@ -6,4 +6,5 @@ pub mod cert;
 pub mod keys;
 pub mod pkcs12;
 pub mod seal;
+pub mod smime;
 pub mod verify;

@@ -13,7 +13,6 @@ use rustls::client::ResolvesClientCert;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::sign::CertifiedKey;
 use std::sync::{Arc, Mutex};
-use x509_parser::prelude::{FromDer, X509Certificate};
 
 /// Most CA certificates psmd puts above a leaf it presents.
 const MAX_CHAIN: usize = 5;
@@ -46,33 +45,10 @@ pub fn certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Resul
             Error::new(Code::PSM_ERR_UNSUPPORTED, format!("this key cannot be used for TLS: {e}"))
         })?;
     let mut chain = vec![CertificateDer::from(leaf.der.clone())];
-    let mut current = leaf.der;
-    for _ in 0..MAX_CHAIN {
-        let Some(issuer) = find_issuer(&current, &cas) else { break };
-        if is_self_issued(&issuer) {
-            break;
-        }
-        chain.push(CertificateDer::from(issuer.clone()));
-        current = issuer;
-    }
+    chain.extend(
+        crate::pki::cert::chain_above(&leaf.der, &cas, MAX_CHAIN).into_iter().map(CertificateDer::from),
+    );
     Ok(Arc::new(CertifiedKey::new(chain, key)))
-}
-
-fn names(der: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
-    let (_, x) = X509Certificate::from_der(der).ok()?;
-    Some((x.subject().as_raw().to_vec(), x.issuer().as_raw().to_vec()))
-}
-
-fn is_self_issued(der: &[u8]) -> bool {
-    names(der).is_some_and(|(s, i)| s == i)
-}
-
-fn find_issuer(der: &[u8], cas: &[Vec<u8>]) -> Option<Vec<u8>> {
-    let (subject, issuer) = names(der)?;
-    if subject == issuer {
-        return None;
-    }
-    cas.iter().find(|ca| names(ca).is_some_and(|(s, _)| s == issuer)).cloned()
 }
 
 /// Whether a server's CA hint names `issuer_raw` (hints may come with or
@@ -127,7 +103,8 @@ impl ClientCerts {
             .filter(|c| c.ext_key_usage.as_ref().is_none_or(|ekus| ekus.iter().any(|e| e == "clientAuth")))
             .filter(|c| {
                 hints.is_empty()
-                    || names(&c.der).is_some_and(|(_, issuer)| hints.iter().any(|h| hint_matches(h, &issuer)))
+                    || crate::pki::cert::names(&c.der)
+                        .is_some_and(|(_, issuer)| hints.iter().any(|h| hint_matches(h, &issuer)))
             })
             .collect())
     }

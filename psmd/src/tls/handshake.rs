@@ -144,6 +144,18 @@ pub fn start(ctx: Arc<TlsContext>, job: Job) -> Result<(), Error> {
     started.inspect_err(|_| ctx.leave())
 }
 
+/// Runs `task` on a handshake thread: for work that blocks on something
+/// other than the CPU (the user's answer, an application's stream).
+pub fn spawn_blocking(ctx: &Arc<TlsContext>, task: impl FnOnce() + Send + 'static) -> Result<(), Error> {
+    ctx.enter()?;
+    let ctx2 = ctx.clone();
+    let started = ctx.threads.run(Box::new(move || {
+        task();
+        ctx2.leave();
+    }));
+    started.inspect_err(|_| ctx.leave())
+}
+
 type Task = Box<dyn FnOnce() + Send>;
 
 /// Threads for handshakes: one per handshake running, kept a while after

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod smime;
 pub mod tls;
 
 use psm::proto::{FrameReader, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request};

@@ -1,0 +1,608 @@
+//! S/MIME requests: sign, verify, encrypt, decrypt, certs-only, inline or
+//! on a data channel. They run on blocking threads (`Outcome::Blocking`,
+//! `Outcome::Stream`), not the worker pool: using a key may have to wait
+//! for the user's token password, and a stream lasts as long as the
+//! application takes to write it.
+//!
+//! psm decides who signed and whether to believe it: OpenSSL checks the
+//! signature over the content (`pki::smime`), and psm's verifier checks the
+//! signer's chain for e-mail at the signing time and now.
+
+use crate::pki::smime::{self, Kind, Message, SigCheck, SigOutcome, Signer, ffi::Bio};
+use crate::pki::verify::{self, Name, Usage};
+use crate::pki::{cert, keys::LoadedKey};
+use crate::pool::ReplyTo;
+use crate::store::Store;
+use crate::tls::TlsContext;
+use openssl::x509::X509;
+use psm::proto::{
+    CERTS_USER, CertInfo, CertUsage, MAX_INLINE_SMIME, PromptKind, Reply, SMIME_ALL_FLAGS,
+    SMIME_REMEMBER_SIGNER, SMIME_VERIFY_INNER, SmimeInfo, SmimeOp,
+};
+use psm::{Code, Error};
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+
+/// Where a blocking job runs, and for whom.
+pub struct JobCtx<'a> {
+    pub ctx: &'a Arc<TlsContext>,
+    pub to: ReplyTo,
+    /// The application answers prompts (the token password).
+    pub can_prompt: bool,
+}
+
+impl JobCtx<'_> {
+    fn session(&self) -> u64 {
+        self.to.session_id
+    }
+}
+
+pub type BlockingJob = Box<dyn FnOnce(&JobCtx<'_>) -> Result<Reply, Error> + Send>;
+pub type StreamJob = Box<dyn FnOnce(&JobCtx<'_>, UnixStream) -> Result<Reply, Error> + Send>;
+
+/// Most CA certificates sent along with a signer's certificate.
+const MAX_CHAIN: usize = 5;
+/// Largest message a verify or decrypt stream reads: OpenSSL parses the
+/// whole structure in memory, so this bounds psmd's memory for one.
+pub const MAX_PARSED_MESSAGE: usize = 512 * 1024 * 1024;
+/// Wrapping layers unwrapped in one call (signed inside encrypted inside
+/// signed: RFC 8551's triple wrapping).
+const MAX_LAYERS: usize = 3;
+/// Password attempts one prompt sequence allows.
+const PASSWORD_TRIES: usize = 3;
+
+fn check_flags(flags: u32) -> Result<(), Error> {
+    if flags & !SMIME_ALL_FLAGS != 0 {
+        return Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("unknown PSM_SMIME_* flags {:#x}", flags & !SMIME_ALL_FLAGS),
+        ));
+    }
+    Ok(())
+}
+
+fn check_inline(data: &[u8]) -> Result<(), Error> {
+    if data.len() > MAX_INLINE_SMIME {
+        return Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("{} bytes inline; larger messages go through a stream", data.len()),
+        ));
+    }
+    Ok(())
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+fn openssl_cert(der: &[u8]) -> Result<X509, Error> {
+    X509::from_der(der).map_err(|e| Error::new(Code::PSM_ERR_DECODE, format!("certificate: {e}")))
+}
+
+/// Unlocks the token for the job's session, asking the application for
+/// the password when it answers prompts.
+fn unlock(jc: &JobCtx<'_>, purpose: &str) -> Result<(), Error> {
+    let ctx = jc.ctx;
+    match ctx.token.master(jc.session()) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.code != Code::PSM_ERR_LOGIN_REQUIRED => return Err(e),
+        Err(e) if !jc.can_prompt => {
+            return Err(Error::new(
+                Code::PSM_ERR_LOGIN_REQUIRED,
+                format!(
+                    "{}; {purpose} needs the token: log in first (psm_token_login), or set a prompt handler",
+                    e.message
+                ),
+            ));
+        }
+        Err(_) => {}
+    }
+    let details = serde_json::json!({ "token": "psm soft token", "purpose": purpose }).to_string();
+    for attempt in 0..PASSWORD_TRIES {
+        let message = if attempt == 0 {
+            format!("Enter the password of your psm token: {purpose}.")
+        } else {
+            "That password was wrong. Enter the password of your psm token again.".to_string()
+        };
+        let password = ctx.prompts.ask(jc.to, PromptKind::Password, message, details.clone(), Vec::new())?;
+        let store = ctx.lock_store();
+        match ctx.token.login(&store, jc.session(), Some(&password.0)) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.code == Code::PSM_ERR_BAD_PASSWORD && attempt + 1 < PASSWORD_TRIES => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Error::new(Code::PSM_ERR_BAD_PASSWORD, "wrong token password"))
+}
+
+/// A certificate of the store by nickname, e-mail address or
+/// "sha256:<hex>" (as `psm_cert_find`).
+fn find(store: &Store, query: &str) -> Result<CertInfo, Error> {
+    store.find(query)
+}
+
+/// The private key of `info`, unsealed for the session.
+fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
+    let fp = crate::store::parse_fingerprint(&format!("sha256:{}", info.sha256_hex))?;
+    let (spki, row) = {
+        let store = jc.ctx.lock_store();
+        let spki = store.cert_spki(&fp)?;
+        (spki, store.key_for_spki(&spki)?)
+    };
+    let row = row.ok_or_else(|| {
+        Error::new(
+            Code::PSM_ERR_NOT_FOUND,
+            format!("psm holds no private key for certificate {}", info.nickname),
+        )
+    })?;
+    unlock(jc, purpose)?;
+    jc.ctx.token.key(jc.session(), &spki, &row)
+}
+
+/// `der` must be valid for `usage` now: psm neither signs with nor
+/// encrypts to a certificate it would reject on the other side.
+fn require_valid(store: &Store, der: &[u8], usage: CertUsage, what: &str) -> Result<(), Error> {
+    let trust = crate::ops::cert::trust_set(store, usage)?;
+    let u = if usage == CertUsage::EmailSigner { Usage::EmailSigner } else { Usage::EmailRecipient };
+    let v = verify::verify(der, u, Name::None, now() as u64, &trust);
+    if v.is_valid() { Ok(()) } else { Err(Error::new(v.status.code(), format!("{what}: {}", v.detail))) }
+}
+
+struct SignSetup {
+    cert: X509,
+    chain: Vec<X509>,
+    key: Arc<LoadedKey>,
+}
+
+fn sign_setup(jc: &JobCtx<'_>, signer: &str) -> Result<SignSetup, Error> {
+    let (info, cas) = {
+        let store = jc.ctx.lock_store();
+        let info = find(&store, signer)?;
+        if !info.has_private_key {
+            return Err(Error::new(
+                Code::PSM_ERR_NOT_FOUND,
+                format!("psm holds no private key for certificate {}", info.nickname),
+            ));
+        }
+        require_valid(&store, &info.der, CertUsage::EmailSigner, "cannot sign with this certificate")?;
+        let cas: Vec<Vec<u8>> =
+            store.all_with_trust()?.into_iter().filter(|r| r.is_ca).map(|r| r.der).collect();
+        (info, cas)
+    };
+    let chain = cert::chain_above(&info.der, &cas, MAX_CHAIN)
+        .iter()
+        .map(|d| openssl_cert(d))
+        .collect::<Result<_, _>>()?;
+    let key = key_of(jc, &info, "signing a message")?;
+    Ok(SignSetup { cert: openssl_cert(&info.der)?, chain, key })
+}
+
+fn recipients_setup(jc: &JobCtx<'_>, recipients: &[String]) -> Result<Vec<X509>, Error> {
+    if recipients.len() > smime::MAX_RECIPIENTS {
+        return Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("{} recipients; psm encrypts to at most {}", recipients.len(), smime::MAX_RECIPIENTS),
+        ));
+    }
+    let store = jc.ctx.lock_store();
+    recipients
+        .iter()
+        .map(|r| {
+            let info = find(&store, r)?;
+            require_valid(
+                &store,
+                &info.der,
+                CertUsage::EmailRecipient,
+                &format!("cannot encrypt to {}", info.subject),
+            )?;
+            openssl_cert(&info.der)
+        })
+        .collect()
+}
+
+fn bio_error(e: openssl::error::ErrorStack) -> Error {
+    Error::new(Code::PSM_ERR_INTERNAL, format!("OpenSSL BIO: {e}"))
+}
+
+pub fn sign(signer: String, flags: u32, data: Vec<u8>) -> BlockingJob {
+    Box::new(move |jc| {
+        check_flags(flags)?;
+        check_inline(&data)?;
+        let s = sign_setup(jc, &signer)?;
+        let out = Bio::mem().map_err(bio_error)?;
+        let input = Bio::slice(&data).map_err(bio_error)?;
+        smime::sign(&Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain }, flags, &input, &out)?;
+        tracing::info!(session = jc.session(), "signed a message");
+        Ok(Reply::Bytes(out.mem_contents()))
+    })
+}
+
+pub fn encrypt(recipients: Vec<String>, flags: u32, data: Vec<u8>) -> BlockingJob {
+    Box::new(move |jc| {
+        check_flags(flags)?;
+        check_inline(&data)?;
+        let certs = recipients_setup(jc, &recipients)?;
+        let out = Bio::mem().map_err(bio_error)?;
+        smime::encrypt(&certs, flags, &Bio::slice(&data).map_err(bio_error)?, &out)?;
+        Ok(Reply::Bytes(out.mem_contents()))
+    })
+}
+
+pub fn verify(data: Vec<u8>, content: Option<Vec<u8>>, from: Option<String>, flags: u32) -> BlockingJob {
+    Box::new(move |jc| {
+        check_flags(flags)?;
+        check_inline(&data)?;
+        if let Some(c) = &content {
+            check_inline(c)?;
+        }
+        let mut msg = Message::parse(&data)?;
+        let info = verify_message(jc, &mut msg, content.as_deref(), None, from.as_deref(), flags, true)?;
+        Ok(Reply::Smime(Box::new(info)))
+    })
+}
+
+pub fn decrypt(data: Vec<u8>, from: Option<String>, flags: u32) -> BlockingJob {
+    Box::new(move |jc| {
+        check_flags(flags)?;
+        check_inline(&data)?;
+        Ok(Reply::Smime(Box::new(decrypt_message(jc, &data, from.as_deref(), flags)?)))
+    })
+}
+
+pub fn certs_only(certs: Vec<String>, flags: u32) -> BlockingJob {
+    Box::new(move |jc| {
+        check_flags(flags)?;
+        if certs.is_empty() || certs.len() > smime::MAX_RECIPIENTS {
+            return Err(Error::new(Code::PSM_ERR_INVALID_ARGUMENT, "give 1 to 1024 certificates"));
+        }
+        let x509s = {
+            let store = jc.ctx.lock_store();
+            certs.iter().map(|c| openssl_cert(&find(&store, c)?.der)).collect::<Result<Vec<_>, _>>()?
+        };
+        Ok(Reply::Bytes(smime::certs_only(&x509s, flags)?))
+    })
+}
+
+pub fn read_certs(data: Vec<u8>) -> BlockingJob {
+    Box::new(move |jc| {
+        check_inline(&data)?;
+        let msg = Message::parse(&data)?;
+        if msg.kind() != Kind::Signed {
+            return Err(Error::new(Code::PSM_ERR_DECODE, "not a certs-only (SignedData) message"));
+        }
+        let store = jc.ctx.lock_store();
+        let certs = msg
+            .certs()
+            .iter()
+            .map(|c| {
+                describe(&store, &c.to_der().map_err(|e| Error::new(Code::PSM_ERR_DECODE, e.to_string()))?)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Reply::Certs(certs))
+    })
+}
+
+fn describe(store: &Store, der: &[u8]) -> Result<CertInfo, Error> {
+    match store.get(&verify::fingerprint(der)) {
+        Ok(info) => Ok(info),
+        Err(_) => cert::parse(der).map(|p| p.info("", 0, false, false)),
+    }
+}
+
+/// Checks a SignedData: the signature (OpenSSL), then the signer's chain,
+/// address and the time it claims (psm's verifier).
+fn verify_message(
+    jc: &JobCtx<'_>,
+    msg: &mut Message,
+    content: Option<&[u8]>,
+    content_bio: Option<&Bio<'_>>,
+    from: Option<&str>,
+    flags: u32,
+    keep_content: bool,
+) -> Result<SmimeInfo, Error> {
+    match msg.kind() {
+        Kind::Signed => {}
+        Kind::Enveloped | Kind::AuthEnveloped => {
+            return Err(Error::new(
+                Code::PSM_ERR_SMIME_NOT_SIGNED,
+                "the message is encrypted, not signed: decrypt it (with PSM_SMIME_VERIFY_INNER to check a signature inside)",
+            ));
+        }
+        Kind::Other(t) => {
+            return Err(Error::new(
+                Code::PSM_ERR_SMIME_NOT_SIGNED,
+                format!("the message is {t}, not signed"),
+            ));
+        }
+    }
+    // The signer's certificate, when the message leaves it out, may be one
+    // psm already has (people's certificates remembered earlier).
+    let extra = if msg.certs().iter().any(|c| msg.cms.signer_matches(0, c)) {
+        Vec::new()
+    } else {
+        let store = jc.ctx.lock_store();
+        store.list(0)?.iter().filter(|c| !c.is_ca).filter_map(|c| X509::from_der(&c.der).ok()).collect()
+    };
+    let out = Bio::mem().map_err(bio_error)?;
+    let check =
+        smime::check_signature(msg, content, content_bio, keep_content.then_some(&out), &extra, flags)?;
+    let mut info = judge(jc, &check, from, flags)?;
+    info.content = psm::proto::ByteBuf::from(out.mem_contents());
+    Ok(info)
+}
+
+fn empty_info() -> SmimeInfo {
+    SmimeInfo {
+        status: Code::PSM_OK,
+        detail: String::new(),
+        signed: false,
+        encrypted: false,
+        signer: None,
+        chain: Vec::new(),
+        signing_time: 0,
+        status_now: Code::PSM_OK,
+        digest: String::new(),
+        cipher: String::new(),
+        content: psm::proto::ByteBuf::new(),
+    }
+}
+
+/// The verdict on a checked signature.
+fn judge(jc: &JobCtx<'_>, check: &SigCheck, from: Option<&str>, flags: u32) -> Result<SmimeInfo, Error> {
+    let mut info = empty_info();
+    info.signed = true;
+    info.digest = check.digest.clone();
+    info.signing_time = check.signing_time.unwrap_or(0);
+    let now = now();
+    let store = jc.ctx.lock_store();
+    let signer_der = match &check.signer {
+        Some(c) => Some(c.to_der().map_err(|e| Error::new(Code::PSM_ERR_DECODE, e.to_string()))?),
+        None => None,
+    };
+    if let Some(der) = &signer_der {
+        info.signer = Some(describe(&store, der)?);
+    }
+    let sig_status = match check.outcome {
+        SigOutcome::Good => Code::PSM_OK,
+        SigOutcome::BadSignature => Code::PSM_ERR_SMIME_BAD_SIGNATURE,
+        SigOutcome::ContentAltered => Code::PSM_ERR_SMIME_CONTENT_ALTERED,
+        SigOutcome::SignerUnknown => Code::PSM_ERR_NOT_FOUND,
+        SigOutcome::Unsupported => Code::PSM_ERR_UNSUPPORTED,
+    };
+    info.status = sig_status;
+    info.detail = check.detail.clone();
+    info.status_now = sig_status;
+    let Some(der) = signer_der else { return Ok(info) };
+
+    // The chain at the time the signer claims to have signed (if it is
+    // not in the future), and now.
+    let trust = crate::ops::cert::trust_set(&store, CertUsage::EmailSigner)?;
+    let presented: Vec<Vec<u8>> = check.certs.iter().filter_map(|c| c.to_der().ok()).collect();
+    let at = match check.signing_time {
+        Some(t) if t > 0 && t <= now + 300 => t,
+        _ => now,
+    };
+    let v_at = verify::verify_presented(&der, &presented, Usage::EmailSigner, Name::None, at as u64, &trust);
+    let v_now = if at == now {
+        v_at.clone()
+    } else {
+        verify::verify_presented(&der, &presented, Usage::EmailSigner, Name::None, now as u64, &trust)
+    };
+    info.chain = v_at.chain.iter().map(|d| describe(&store, d)).collect::<Result<_, _>>()?;
+    info.status_now = if sig_status != Code::PSM_OK { sig_status } else { v_now.status.code() };
+    if sig_status != Code::PSM_OK {
+        return Ok(info);
+    }
+    let now_bad = matches!(v_now.status, verify::Status::Revoked | verify::Status::Distrusted);
+    if !v_at.is_valid() {
+        info.status = v_at.status.code();
+        info.detail = format!("the signature is intact, but the signer is not trusted: {}", v_at.detail);
+    } else if now_bad {
+        info.status = v_now.status.code();
+        info.detail = format!("the signature is intact, but {}", v_now.detail);
+    } else if let Some(from) = from.filter(|f| !f.is_empty())
+        && !info.signer.as_ref().is_some_and(|s| carries(s, from))
+    {
+        info.status = Code::PSM_ERR_SMIME_ADDRESS_MISMATCH;
+        let has = info.signer.as_ref().map(|s| s.emails.join(", ")).unwrap_or_default();
+        info.detail = if has.is_empty() {
+            format!(
+                "the signature is intact, but the signer's certificate names no e-mail address, so it cannot vouch for {from}"
+            )
+        } else {
+            format!(
+                "the signature is intact, but the signer's certificate is for {has}, not the sender {from}"
+            )
+        };
+    } else {
+        let who = info.signer.as_ref().map_or_else(String::new, |s| s.subject.clone());
+        info.detail = if v_now.is_valid() {
+            format!("good signature by {who}")
+        } else {
+            format!(
+                "good signature by {who}; the certificate was valid when the message was signed ({})",
+                v_now.detail
+            )
+        };
+        if flags & SMIME_REMEMBER_SIGNER != 0 && info.signer.as_ref().is_some_and(|s| s.nickname.is_empty()) {
+            drop(store);
+            let parsed = cert::parse(&der)?;
+            let mut store = jc.ctx.lock_store();
+            let stored = store.import_certs(&[parsed], None, 0)?;
+            info.signer = stored.into_iter().next();
+        }
+    }
+    Ok(info)
+}
+
+/// Whether the certificate names `addr`: local part exactly, domain
+/// ignoring case (RFC 8550 section 3).
+fn carries(c: &CertInfo, addr: &str) -> bool {
+    let want = cert::normalize_email(addr);
+    c.emails.iter().any(|e| cert::normalize_email(e) == want)
+}
+
+fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32) -> Result<SmimeInfo, Error> {
+    let mut msg = Message::parse(data)?;
+    let cipher = match msg.kind() {
+        Kind::Enveloped => "EnvelopedData",
+        Kind::AuthEnveloped => "AuthEnvelopedData",
+        Kind::Signed => {
+            return Err(Error::new(
+                Code::PSM_ERR_INVALID_ARGUMENT,
+                "the message is signed, not encrypted: verify it instead",
+            ));
+        }
+        Kind::Other(t) => {
+            return Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the message is {t}, not encrypted")));
+        }
+    };
+    let n = msg.cms.recipient_count();
+    if n > smime::MAX_RECIPIENT_INFOS {
+        return Err(Error::new(
+            Code::PSM_ERR_DECODE,
+            format!("the message names {n} recipients; psm reads at most {}", smime::MAX_RECIPIENT_INFOS),
+        ));
+    }
+    let mine = {
+        let store = jc.ctx.lock_store();
+        store.list(CERTS_USER)?.into_iter().filter(|c| c.has_private_key).collect::<Vec<_>>()
+    };
+    let found = mine.iter().find_map(|info| {
+        let x = X509::from_der(&info.der).ok()?;
+        msg.cms.is_recipient(&x).then_some((info, x))
+    });
+    let Some((info, x509)) = found else {
+        return Err(Error::new(
+            Code::PSM_ERR_SMIME_NO_KEY,
+            format!(
+                "the message is encrypted to {n} recipient(s), none of them a certificate psm holds a key for"
+            ),
+        ));
+    };
+    let key = key_of(jc, info, "decrypting a message")?;
+    let out = Bio::mem().map_err(bio_error)?;
+    smime::decrypt(&mut msg, key.pkey(), &x509, &out, flags)?;
+    drop(msg);
+    let content = out.mem_contents();
+    let mut result = if flags & SMIME_VERIFY_INNER != 0 && smime::looks_signed(&content) {
+        unwrap_signed(jc, &content, from, flags, 1)?
+    } else {
+        let mut i = empty_info();
+        i.detail = format!("decrypted with the key of {}", info.subject);
+        i.content = psm::proto::ByteBuf::from(content);
+        i
+    };
+    result.encrypted = true;
+    result.cipher = cipher.into();
+    Ok(result)
+}
+
+/// Verifies a signed entity found inside a decrypted one; an encrypted
+/// one inside that is decrypted in turn, up to `MAX_LAYERS`.
+fn unwrap_signed(
+    jc: &JobCtx<'_>,
+    entity: &[u8],
+    from: Option<&str>,
+    flags: u32,
+    depth: usize,
+) -> Result<SmimeInfo, Error> {
+    if depth > MAX_LAYERS {
+        return Err(Error::new(
+            Code::PSM_ERR_DECODE,
+            format!("the message is wrapped more than {MAX_LAYERS} times"),
+        ));
+    }
+    let mut msg = Message::parse(entity)?;
+    match msg.kind() {
+        Kind::Signed => verify_message(jc, &mut msg, None, None, from, flags, true),
+        Kind::Enveloped | Kind::AuthEnveloped => decrypt_message(jc, entity, from, flags),
+        Kind::Other(t) => Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the inner message is {t}"))),
+    }
+}
+
+/// Reads a whole message from a stream (verify and decrypt parse it whole).
+fn read_message(sock: &mut UnixStream) -> Result<Vec<u8>, Error> {
+    let mut data = Vec::new();
+    let n = sock
+        .take(MAX_PARSED_MESSAGE as u64 + 1)
+        .read_to_end(&mut data)
+        .map_err(|e| Error::io("reading the data channel", e))?;
+    if n > MAX_PARSED_MESSAGE {
+        return Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!(
+                "the message is larger than the {} MiB psm reads to verify or decrypt",
+                MAX_PARSED_MESSAGE >> 20
+            ),
+        ));
+    }
+    Ok(data)
+}
+
+fn write_out(sock: &mut UnixStream, data: &[u8]) -> Result<(), Error> {
+    sock.write_all(data).map_err(|e| Error::io("writing the data channel", e))
+}
+
+/// The stream form of every operation: input from the channel, output to
+/// it; the reply is what `ChannelFinish` returns.
+pub fn stream(op: SmimeOp, flags: u32) -> StreamJob {
+    Box::new(move |jc, mut sock| {
+        check_flags(flags)?;
+        let result = run_stream(jc, op, flags, &mut sock);
+        // End of output (or of a failed one: ChannelFinish tells which).
+        let _ = sock.shutdown(std::net::Shutdown::Both);
+        result
+    })
+}
+
+fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -> Result<Reply, Error> {
+    match op {
+        SmimeOp::Sign { signer } => {
+            let s = sign_setup(jc, &signer)?;
+            let fd = sock.as_fd();
+            let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
+            smime::sign(
+                &Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain },
+                flags,
+                &input,
+                &output,
+            )?;
+            output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
+            Ok(Reply::Done)
+        }
+        SmimeOp::Encrypt { recipients } => {
+            let certs = recipients_setup(jc, &recipients)?;
+            let fd = sock.as_fd();
+            let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
+            smime::encrypt(&certs, flags, &input, &output)?;
+            output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
+            Ok(Reply::Done)
+        }
+        SmimeOp::Verify { signature: Some(sig), from } => {
+            // Detached: the signature came with the request, the content
+            // streams through the digest and is not echoed.
+            let mut msg = Message::parse(&sig)?;
+            let input = Bio::fd(sock.as_fd()).map_err(bio_error)?;
+            let info = verify_message(jc, &mut msg, None, Some(&input), from.as_deref(), flags, false)?;
+            Ok(Reply::Smime(Box::new(info)))
+        }
+        SmimeOp::Verify { signature: None, from } => {
+            let data = read_message(sock)?;
+            let mut msg = Message::parse(&data)?;
+            drop(data);
+            let mut info = verify_message(jc, &mut msg, None, None, from.as_deref(), flags, true)?;
+            write_out(sock, &std::mem::take(&mut info.content))?;
+            Ok(Reply::Smime(Box::new(info)))
+        }
+        SmimeOp::Decrypt { from } => {
+            let data = read_message(sock)?;
+            let mut info = decrypt_message(jc, &data, from.as_deref(), flags)?;
+            drop(data);
+            write_out(sock, &std::mem::take(&mut info.content))?;
+            Ok(Reply::Smime(Box::new(info)))
+        }
+    }
+}

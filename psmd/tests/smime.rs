@@ -1,0 +1,133 @@
+//! S/MIME through the real daemon: sign, verify, encrypt, decrypt,
+//! certs-only, streams, and the verdicts on bad messages.
+
+mod common;
+
+use common::Daemon;
+use common::certs::{Spec, TestCert, ca, make};
+use psm::Code;
+use psm::proto::*;
+
+/// A CA trusted for e-mail and two people with keys in psm.
+struct Mail {
+    d: Daemon,
+    c: psm::Client,
+    root: TestCert,
+    alice: TestCert,
+    bob: TestCert,
+}
+
+fn p12(t: &TestCert) -> Vec<u8> {
+    let p = openssl::pkcs12::Pkcs12::builder().name("k").pkey(&t.key).cert(&t.cert).build2("pw").unwrap();
+    p.to_der().unwrap()
+}
+
+fn person(root: &TestCert, cn: &str, email: &'static str, serial: u32) -> TestCert {
+    let emails: &'static [&'static str] = Box::leak(Box::new([email]));
+    make(&Spec { cn, emails, serial, ..Default::default() }, Some(root))
+}
+
+impl Mail {
+    fn new() -> Mail {
+        let d = Daemon::start();
+        let c = d.client();
+        let root = ca("S/MIME Root");
+        c.cert_import(&root.pem(), Some("root"), TRUST_CA_EMAIL).unwrap();
+        let alice = person(&root, "Alice", "alice@example.com", 10);
+        let bob = person(&root, "Bob", "bob@example.com", 11);
+        c.pkcs12_import(&p12(&alice), Some("pw")).unwrap();
+        c.pkcs12_import(&p12(&bob), Some("pw")).unwrap();
+        Mail { d, c, root, alice, bob }
+    }
+}
+
+fn sha(t: &TestCert) -> String {
+    format!("sha256:{}", t.sha256_hex())
+}
+
+const MAIL: &[u8] = b"Content-Type: text/plain; charset=utf-8\n\nHi Bob,\nsee you at 5.\n";
+const CANON: &[u8] = b"Content-Type: text/plain; charset=utf-8\r\n\r\nHi Bob,\r\nsee you at 5.\r\n";
+
+#[test]
+fn signed_mail_verifies_in_every_form() {
+    let m = Mail::new();
+    for flags in [0, SMIME_DETACHED, SMIME_DER, SMIME_PEM, SMIME_SHA384, SMIME_SHA512 | SMIME_DETACHED] {
+        let signed = m.c.smime_sign(&sha(&m.alice), flags, MAIL).unwrap();
+        let info = m.c.smime_verify(&signed, None, Some("alice@example.com"), 0).unwrap();
+        assert_eq!(info.status, Code::PSM_OK, "flags {flags:#x}: {}", info.detail);
+        assert_eq!(info.content.as_ref(), CANON);
+        assert_eq!(info.signer.as_ref().unwrap().sha256_hex, m.alice.sha256_hex());
+        assert!(info.signing_time > 0);
+        assert_eq!(info.chain.len(), 2, "leaf and root");
+        let wrong = m.c.smime_verify(&signed, None, Some("mallory@example.com"), 0).unwrap();
+        assert_eq!(wrong.status, Code::PSM_ERR_SMIME_ADDRESS_MISMATCH, "{}", wrong.detail);
+    }
+    // A detached DER signature needs its content.
+    let sig = m.c.smime_sign(&sha(&m.alice), SMIME_DETACHED | SMIME_DER, MAIL).unwrap();
+    let e = m.c.smime_verify(&sig, None, None, 0).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT);
+    let ok = m.c.smime_verify(&sig, Some(MAIL), None, 0).unwrap();
+    assert_eq!(ok.status, Code::PSM_OK, "{}", ok.detail);
+    let bad = m.c.smime_verify(&sig, Some(b"Content-Type: text/plain\n\nother\n"), None, 0).unwrap();
+    assert_eq!(bad.status, Code::PSM_ERR_SMIME_CONTENT_ALTERED, "{}", bad.detail);
+}
+
+#[test]
+fn encrypted_mail_decrypts_and_sign_then_encrypt_verifies_in_one_call() {
+    let m = Mail::new();
+    for flags in [0, SMIME_CBC, SMIME_DER] {
+        let enc = m.c.smime_encrypt(&[&sha(&m.bob), &sha(&m.alice)], flags, MAIL).unwrap();
+        let info = m.c.smime_decrypt(&enc, None, 0).unwrap();
+        assert_eq!(info.content.as_ref(), CANON);
+        assert!(info.encrypted && !info.signed);
+        let want = if flags & SMIME_CBC != 0 { "EnvelopedData" } else { "AuthEnvelopedData" };
+        assert_eq!(info.cipher, want);
+    }
+    let signed = m.c.smime_sign(&sha(&m.alice), 0, MAIL).unwrap();
+    let enc = m.c.smime_encrypt(&[&sha(&m.bob)], 0, &signed).unwrap();
+    let info = m.c.smime_decrypt(&enc, Some("alice@example.com"), SMIME_VERIFY_INNER).unwrap();
+    assert!(info.encrypted && info.signed);
+    assert_eq!(info.status, Code::PSM_OK, "{}", info.detail);
+    assert_eq!(info.content.as_ref(), CANON);
+    assert_eq!(info.signer.unwrap().sha256_hex, m.alice.sha256_hex());
+}
+
+#[test]
+fn large_messages_stream_through_a_channel() {
+    let m = Mail::new();
+    let big: Vec<u8> = (0..3_000_000u32).map(|i| b"abcdefghij\n"[(i % 11) as usize]).collect();
+    let mut body = b"Content-Type: text/plain\n\n".to_vec();
+    body.extend_from_slice(&big);
+    for flags in [0, SMIME_DETACHED, SMIME_DER] {
+        let signed = m.c.smime_sign(&sha(&m.alice), flags, &body).unwrap();
+        let info = m.c.smime_verify(&signed, None, None, 0).unwrap();
+        assert_eq!(info.status, Code::PSM_OK, "{flags:#x}: {}", info.detail);
+        assert_eq!(info.content.len(), body.len() + big.iter().filter(|&&b| b == b'\n').count() + 2);
+    }
+    let enc = m.c.smime_encrypt(&[&sha(&m.bob)], SMIME_BINARY, &body).unwrap();
+    let info = m.c.smime_decrypt(&enc, None, SMIME_BINARY).unwrap();
+    assert_eq!(info.content.as_ref(), &body[..]);
+    // A detached signature over a large content given apart.
+    let sig = m.c.smime_sign(&sha(&m.alice), SMIME_DETACHED | SMIME_DER | SMIME_BINARY, &body).unwrap();
+    let ok = m.c.smime_verify(&sig, Some(&body), None, SMIME_BINARY).unwrap();
+    assert_eq!(ok.status, Code::PSM_OK, "{}", ok.detail);
+    let mut altered = body.clone();
+    altered[2_000_000] ^= 1;
+    let bad = m.c.smime_verify(&sig, Some(&altered), None, SMIME_BINARY).unwrap();
+    assert_eq!(bad.status, Code::PSM_ERR_SMIME_CONTENT_ALTERED);
+}
+
+#[test]
+fn certs_only_messages_go_out_and_come_back() {
+    let m = Mail::new();
+    for flags in [0, SMIME_DER, SMIME_PEM] {
+        let p7c = m.c.smime_certs_only(&[&sha(&m.alice), "root"], flags).unwrap();
+        let certs = m.c.smime_read_certs(&p7c).unwrap();
+        let mut got: Vec<String> = certs.iter().map(|c| c.sha256_hex.clone()).collect();
+        got.sort();
+        let mut want = vec![m.alice.sha256_hex(), m.root.sha256_hex()];
+        want.sort();
+        assert_eq!(got, want);
+    }
+    let _ = &m.d;
+}
