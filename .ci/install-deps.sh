@@ -2,7 +2,8 @@
 # Installs what `make test` needs beyond the Rust toolchain, only when it is
 # missing: cmake (ffi-tests), a C/C++ compiler, python3 and setpriv (the
 # other-uid test), sha256sum (C tests compare with it), OpenSSL's headers
-# (the openssl crate) and its command line tool (interop tests).
+# (the openssl crate) and its command line tool (interop tests), gpgsm
+# (S/MIME interop) and python3's venv (the cryptography-vectors corpus).
 set -eu
 missing=""
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
@@ -16,6 +17,11 @@ command -v taskset >/dev/null 2>&1 || missing="$missing util-linux"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 pkg-config --exists openssl 2>/dev/null || missing="$missing libssl-dev"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+# S/MIME interop: gpgsm (with its agent), and a venv for cryptography-vectors.
+command -v gpgsm >/dev/null 2>&1 || missing="$missing gpgsm"
+command -v gpg-agent >/dev/null 2>&1 || missing="$missing gpg-agent"
+command -v gpgconf >/dev/null 2>&1 || missing="$missing gpgconf"
+python3 -m venv --help >/dev/null 2>&1 || missing="$missing python3-venv"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing:$missing (install them, or run as root so make test can)" >&2

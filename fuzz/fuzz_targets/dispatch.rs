@@ -73,7 +73,14 @@ fuzz_target!(|data: &[u8]| {
             | Outcome::StepUp(_)
             | Outcome::SslInfo(_)
             | Outcome::SslPeerCerts(_)
+            | Outcome::Stream { .. }
             | Outcome::Status => {}
+            // S/MIME parsing and checking, as a blocking thread runs it
+            // (no prompts: nobody would answer).
+            Outcome::Blocking { job, .. } => {
+                let to = psmd::pool::ReplyTo { token: 0, session_id: 1, request_id: 0 };
+                let _ = job(&psmd::ops::smime::JobCtx { ctx: &stats.tls, to, can_prompt: false });
+            }
             Outcome::Work(work) => {
                 let _ = work();
             }

@@ -131,3 +131,110 @@ fn certs_only_messages_go_out_and_come_back() {
     }
     let _ = &m.d;
 }
+
+/// Peak resident memory of a process, in KiB.
+fn hwm_kib(pid: i32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `len` bytes of text, made as they are read.
+struct Text {
+    left: u64,
+    n: u64,
+}
+
+impl std::io::Read for Text {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = buf.len().min(self.left as usize);
+        for b in &mut buf[..k] {
+            *b = if self.n % 64 == 63 { b'\n' } else { b'a' + (self.n % 26) as u8 };
+            self.n += 1;
+        }
+        self.left -= k as u64;
+        Ok(k)
+    }
+}
+
+/// Counts and hashes what is written.
+#[derive(Default)]
+struct Digest {
+    h: sha2::Sha256,
+    len: u64,
+}
+
+impl std::io::Write for Digest {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        use sha2::Digest as _;
+        self.h.update(b);
+        self.len += b.len() as u64;
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn finish(d: Digest) -> (u64, Vec<u8>) {
+    use sha2::Digest as _;
+    (d.len, d.h.finalize().to_vec())
+}
+
+#[test]
+fn a_large_message_streams_through_every_operation_in_bounded_memory() {
+    let m = Mail::new();
+    let len: u64 =
+        std::env::var("PSM_SMIME_STREAM_BYTES").ok().and_then(|v| v.parse().ok()).unwrap_or(256 << 20);
+    let mut want = Digest::default();
+    std::io::copy(&mut Text { left: len, n: 0 }, &mut want).unwrap();
+    let want = finish(want);
+    let dir = tempfile::tempdir().unwrap();
+    let before = hwm_kib(m.d.pid());
+    let stream = |op: SmimeOp, flags: u32, input: &mut dyn std::io::Read, out: &mut dyn std::io::Write| {
+        m.c.smime_stream(op, flags, input, out).unwrap()
+    };
+    for flags in [SMIME_BINARY | SMIME_DER, SMIME_BINARY, SMIME_BINARY | SMIME_PEM] {
+        // Sign, then verify the signed message.
+        let path = dir.path().join("signed");
+        let mut file = std::fs::File::create(&path).unwrap();
+        stream(SmimeOp::Sign { signer: sha(&m.alice) }, flags, &mut Text { left: len, n: 0 }, &mut file);
+        let mut got = Digest::default();
+        let op = SmimeOp::Verify { signature: None, from: Some("alice@example.com".into()) };
+        let info = stream(op, SMIME_BINARY, &mut std::fs::File::open(&path).unwrap(), &mut got).unwrap();
+        assert_eq!(info.status, Code::PSM_OK, "{flags:#x}: {}", info.detail);
+        assert_eq!(finish(got), want, "{flags:#x}: verified content");
+        // Encrypt, then decrypt.
+        let path = dir.path().join("enc");
+        let mut file = std::fs::File::create(&path).unwrap();
+        let op = SmimeOp::Encrypt { recipients: vec![sha(&m.bob)] };
+        stream(op, flags, &mut Text { left: len, n: 0 }, &mut file);
+        let mut got = Digest::default();
+        let info = stream(
+            SmimeOp::Decrypt { from: None },
+            SMIME_BINARY,
+            &mut std::fs::File::open(&path).unwrap(),
+            &mut got,
+        )
+        .unwrap();
+        assert!(info.encrypted, "{flags:#x}");
+        assert_eq!(finish(got), want, "{flags:#x}: decrypted content");
+    }
+    // A detached signature over the stream.
+    let mut sig = Vec::new();
+    stream(
+        SmimeOp::Sign { signer: sha(&m.alice) },
+        SMIME_BINARY | SMIME_DER | SMIME_DETACHED,
+        &mut Text { left: len, n: 0 },
+        &mut sig,
+    );
+    let op = SmimeOp::Verify { signature: Some(ByteBuf::from(sig)), from: None };
+    let info = stream(op, SMIME_BINARY, &mut Text { left: len, n: 0 }, &mut std::io::sink()).unwrap();
+    assert_eq!(info.status, Code::PSM_OK, "{}", info.detail);
+    let grown = hwm_kib(m.d.pid()).saturating_sub(before);
+    eprintln!(
+        "{} MiB through sign, verify, encrypt, decrypt: psmd's peak RSS {before} KiB before, grew by {grown} KiB",
+        len >> 20
+    );
+    assert!(grown < 64 * 1024, "psmd's peak RSS grew by {grown} KiB for a {len}-byte message");
+}

@@ -8,7 +8,7 @@
 //! signature over the content (`pki::smime`), and psm's verifier checks the
 //! signer's chain for e-mail at the signing time and now.
 
-use crate::pki::smime::{self, Kind, Message, SigCheck, SigOutcome, Signer, ffi::Bio};
+use crate::pki::smime::{self, Kind, Message, SigCheck, SigOutcome, Signer, detach, ffi::Bio};
 use crate::pki::verify::{self, Name, Usage};
 use crate::pki::{cert, keys::LoadedKey};
 use crate::pool::ReplyTo;
@@ -20,8 +20,8 @@ use psm::proto::{
     SMIME_REMEMBER_SIGNER, SMIME_VERIFY_INNER, SmimeInfo, SmimeOp,
 };
 use psm::{Code, Error};
-use std::io::{Read, Write};
-use std::os::fd::AsFd;
+use std::io::{Read, Seek};
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
 
@@ -213,7 +213,8 @@ pub fn sign(signer: String, flags: u32, data: Vec<u8>) -> BlockingJob {
         let s = sign_setup(jc, &signer)?;
         let out = Bio::mem().map_err(bio_error)?;
         let input = Bio::slice(&data).map_err(bio_error)?;
-        smime::sign(&Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain }, flags, &input, &out)?;
+        let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
+        smime::sign(&signer, flags, &input, data.is_empty(), &out)?;
         tracing::info!(session = jc.session(), "signed a message");
         Ok(Reply::Bytes(out.mem_contents()))
     })
@@ -225,7 +226,7 @@ pub fn encrypt(recipients: Vec<String>, flags: u32, data: Vec<u8>) -> BlockingJo
         check_inline(&data)?;
         let certs = recipients_setup(jc, &recipients)?;
         let out = Bio::mem().map_err(bio_error)?;
-        smime::encrypt(&certs, flags, &Bio::slice(&data).map_err(bio_error)?, &out)?;
+        smime::encrypt(&certs, flags, &Bio::slice(&data).map_err(bio_error)?, data.is_empty(), &out)?;
         Ok(Reply::Bytes(out.mem_contents()))
     })
 }
@@ -238,7 +239,7 @@ pub fn verify(data: Vec<u8>, content: Option<Vec<u8>>, from: Option<String>, fla
             check_inline(c)?;
         }
         let mut msg = Message::parse(&data)?;
-        let info = verify_message(jc, &mut msg, content.as_deref(), None, from.as_deref(), flags, true)?;
+        let info = verify_in_memory(jc, &mut msg, content.as_deref(), from.as_deref(), flags)?;
         Ok(Reply::Smime(Box::new(info)))
     })
 }
@@ -298,9 +299,9 @@ fn verify_message(
     msg: &mut Message,
     content: Option<&[u8]>,
     content_bio: Option<&Bio<'_>>,
+    out: Option<&Bio<'_>>,
     from: Option<&str>,
     flags: u32,
-    keep_content: bool,
 ) -> Result<SmimeInfo, Error> {
     match msg.kind() {
         Kind::Signed => {}
@@ -325,10 +326,20 @@ fn verify_message(
         let store = jc.ctx.lock_store();
         store.list(0)?.iter().filter(|c| !c.is_ca).filter_map(|c| X509::from_der(&c.der).ok()).collect()
     };
+    let check = smime::check_signature(msg, content, content_bio, out, &extra, flags)?;
+    judge(jc, &check, from, flags)
+}
+
+/// [`verify_message`] with the content kept in the result.
+fn verify_in_memory(
+    jc: &JobCtx<'_>,
+    msg: &mut Message,
+    content: Option<&[u8]>,
+    from: Option<&str>,
+    flags: u32,
+) -> Result<SmimeInfo, Error> {
     let out = Bio::mem().map_err(bio_error)?;
-    let check =
-        smime::check_signature(msg, content, content_bio, keep_content.then_some(&out), &extra, flags)?;
-    let mut info = judge(jc, &check, from, flags)?;
+    let mut info = verify_message(jc, msg, content, None, Some(&out), from, flags)?;
     info.content = psm::proto::ByteBuf::from(out.mem_contents());
     Ok(info)
 }
@@ -444,21 +455,30 @@ fn carries(c: &CertInfo, addr: &str) -> bool {
     c.emails.iter().any(|e| cert::normalize_email(e) == want)
 }
 
-fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32) -> Result<SmimeInfo, Error> {
-    let mut msg = Message::parse(data)?;
-    let cipher = match msg.kind() {
-        Kind::Enveloped => "EnvelopedData",
-        Kind::AuthEnveloped => "AuthEnvelopedData",
-        Kind::Signed => {
-            return Err(Error::new(
-                Code::PSM_ERR_INVALID_ARGUMENT,
-                "the message is signed, not encrypted: verify it instead",
-            ));
-        }
+/// The content-encryption structure's name, or why `msg` cannot be decrypted.
+fn encrypted_kind(msg: &Message) -> Result<&'static str, Error> {
+    match msg.kind() {
+        Kind::Enveloped => Ok("EnvelopedData"),
+        Kind::AuthEnveloped => Ok("AuthEnvelopedData"),
+        Kind::Signed => Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            "the message is signed, not encrypted: verify it instead",
+        )),
         Kind::Other(t) => {
-            return Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the message is {t}, not encrypted")));
+            Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the message is {t}, not encrypted")))
         }
-    };
+    }
+}
+
+/// Finds which of the user's keys `msg` is for and decrypts it into `out`
+/// (`dcont`: its content, when detached). Returns the certificate used.
+fn decrypt_to(
+    jc: &JobCtx<'_>,
+    msg: &mut Message,
+    dcont: Option<&Bio<'_>>,
+    out: &Bio<'_>,
+    flags: u32,
+) -> Result<CertInfo, Error> {
     let n = msg.cms.recipient_count();
     if n > smime::MAX_RECIPIENT_INFOS {
         return Err(Error::new(
@@ -470,7 +490,7 @@ fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32)
         let store = jc.ctx.lock_store();
         store.list(CERTS_USER)?.into_iter().filter(|c| c.has_private_key).collect::<Vec<_>>()
     };
-    let found = mine.iter().find_map(|info| {
+    let found = mine.into_iter().find_map(|info| {
         let x = X509::from_der(&info.der).ok()?;
         msg.cms.is_recipient(&x).then_some((info, x))
     });
@@ -482,9 +502,16 @@ fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32)
             ),
         ));
     };
-    let key = key_of(jc, info, "decrypting a message")?;
+    let key = key_of(jc, &info, "decrypting a message")?;
+    smime::decrypt(msg, key.pkey(), &x509, dcont, out, flags)?;
+    Ok(info)
+}
+
+fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32) -> Result<SmimeInfo, Error> {
+    let mut msg = Message::parse(data)?;
+    let cipher = encrypted_kind(&msg)?;
     let out = Bio::mem().map_err(bio_error)?;
-    smime::decrypt(&mut msg, key.pkey(), &x509, &out, flags)?;
+    let info = decrypt_to(jc, &mut msg, None, &out, flags)?;
     drop(msg);
     let content = out.mem_contents();
     let mut result = if flags & SMIME_VERIFY_INNER != 0 && smime::looks_signed(&content) {
@@ -517,16 +544,134 @@ fn unwrap_signed(
     }
     let mut msg = Message::parse(entity)?;
     match msg.kind() {
-        Kind::Signed => verify_message(jc, &mut msg, None, None, from, flags, true),
+        Kind::Signed => verify_in_memory(jc, &mut msg, None, from, flags),
         Kind::Enveloped | Kind::AuthEnveloped => decrypt_message(jc, entity, from, flags),
         Kind::Other(t) => Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the inner message is {t}"))),
     }
 }
 
-/// Reads a whole message from a stream (verify and decrypt parse it whole).
-fn read_message(sock: &mut UnixStream) -> Result<Vec<u8>, Error> {
+/// Waits for the first input byte without consuming it: true when the
+/// input ends before any.
+fn input_is_empty(sock: &UnixStream) -> Result<bool, Error> {
+    let mut b = [0u8; 1];
+    loop {
+        match nix::sys::socket::recv(sock.as_raw_fd(), &mut b, nix::sys::socket::MsgFlags::MSG_PEEK) {
+            Ok(n) => return Ok(n == 0),
+            Err(nix::Error::EINTR) => continue,
+            Err(e) => return Err(Error::io("reading the data channel", e.into())),
+        }
+    }
+}
+
+/// How much of a streamed message is read to tell how it is framed.
+const HEAD: usize = 4096;
+
+/// The first bytes of `input` (fewer only at its end).
+fn read_head(input: &mut dyn Read) -> Result<Vec<u8>, Error> {
+    let mut head = Vec::with_capacity(HEAD);
+    input.take(HEAD as u64).read_to_end(&mut head).map_err(|e| Error::io("reading the data channel", e))?;
+    Ok(head)
+}
+
+/// Verifies a message read from `input`, writing its content to `out`:
+/// DER, PEM and opaque S/MIME in bounded memory (the content is spooled
+/// to an unnamed file, [`detach`]); multipart/signed in memory.
+fn verify_streamed(
+    jc: &JobCtx<'_>,
+    mut input: impl Read,
+    out: &Bio<'_>,
+    from: Option<&str>,
+    flags: u32,
+) -> Result<SmimeInfo, Error> {
+    let head = read_head(&mut input)?;
+    let framing = detach::framing(&head);
+    let mut whole = std::io::Cursor::new(head).chain(input);
+    if framing == detach::Framing::Other {
+        let data = read_message(&mut whole)?;
+        let mut msg = Message::parse(&data)?;
+        drop(data);
+        let mut info = verify_in_memory(jc, &mut msg, None, from, flags)?;
+        write_bio(out, &std::mem::take(&mut info.content))?;
+        return Ok(info);
+    }
+    let d = detach::detach(whole, framing)?;
+    let mut msg = Message::parse(&d.der)?;
+    let content = Bio::fd(d.content.as_fd()).map_err(bio_error)?;
+    verify_message(jc, &mut msg, None, Some(&content), Some(out), from, flags)
+}
+
+/// Decrypts a message read from `input` into `out`, in bounded memory as
+/// [`verify_streamed`]; with `SMIME_VERIFY_INNER` the plaintext is spooled
+/// and a signed message in it verified in turn.
+fn decrypt_streamed(
+    jc: &JobCtx<'_>,
+    mut input: impl Read,
+    out: &Bio<'_>,
+    from: Option<&str>,
+    flags: u32,
+) -> Result<SmimeInfo, Error> {
+    let head = read_head(&mut input)?;
+    let framing = detach::framing(&head);
+    let mut whole = std::io::Cursor::new(head).chain(input);
+    if framing == detach::Framing::Other {
+        let data = read_message(&mut whole)?;
+        let mut info = decrypt_message(jc, &data, from, flags)?;
+        drop(data);
+        write_bio(out, &std::mem::take(&mut info.content))?;
+        return Ok(info);
+    }
+    let d = detach::detach(whole, framing)?;
+    let mut msg = Message::parse(&d.der)?;
+    let cipher = encrypted_kind(&msg)?;
+    let content = Bio::fd(d.content.as_fd()).map_err(bio_error)?;
+    let mut info = if flags & SMIME_VERIFY_INNER == 0 {
+        let used = decrypt_to(jc, &mut msg, Some(&content), out, flags)?;
+        let mut i = empty_info();
+        i.detail = format!("decrypted with the key of {}", used.subject);
+        i
+    } else {
+        let mut plain = detach::spool_file()?;
+        let used = {
+            let sink = Bio::buffered_fd(plain.as_fd()).map_err(bio_error)?;
+            let used = decrypt_to(jc, &mut msg, Some(&content), &sink, flags)?;
+            sink.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing a temporary file"))?;
+            used
+        };
+        let rewind = |f: &mut std::fs::File| {
+            f.seek(std::io::SeekFrom::Start(0)).map_err(|e| Error::io("temporary file", e))
+        };
+        rewind(&mut plain)?;
+        let head = read_head(&mut plain)?;
+        rewind(&mut plain)?;
+        if smime::looks_signed(&head) {
+            verify_streamed(jc, plain, out, from, flags)?
+        } else {
+            let mut buf = vec![0u8; 64 * 1024];
+            loop {
+                let n = plain.read(&mut buf).map_err(|e| Error::io("temporary file", e))?;
+                if n == 0 {
+                    break;
+                }
+                write_bio(out, &buf[..n])?;
+            }
+            let mut i = empty_info();
+            i.detail = format!("decrypted with the key of {}", used.subject);
+            i
+        }
+    };
+    info.encrypted = true;
+    info.cipher = cipher.into();
+    Ok(info)
+}
+
+fn write_bio(out: &Bio<'_>, data: &[u8]) -> Result<(), Error> {
+    out.write_all(data).map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))
+}
+
+/// Reads a whole message (multipart/signed, which is verified in memory).
+fn read_message(input: &mut dyn Read) -> Result<Vec<u8>, Error> {
     let mut data = Vec::new();
-    let n = sock
+    let n = input
         .take(MAX_PARSED_MESSAGE as u64 + 1)
         .read_to_end(&mut data)
         .map_err(|e| Error::io("reading the data channel", e))?;
@@ -540,10 +685,6 @@ fn read_message(sock: &mut UnixStream) -> Result<Vec<u8>, Error> {
         ));
     }
     Ok(data)
-}
-
-fn write_out(sock: &mut UnixStream, data: &[u8]) -> Result<(), Error> {
-    sock.write_all(data).map_err(|e| Error::io("writing the data channel", e))
 }
 
 /// The stream form of every operation: input from the channel, output to
@@ -562,22 +703,20 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
     match op {
         SmimeOp::Sign { signer } => {
             let s = sign_setup(jc, &signer)?;
+            let empty = input_is_empty(sock)?;
             let fd = sock.as_fd();
             let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
-            smime::sign(
-                &Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain },
-                flags,
-                &input,
-                &output,
-            )?;
+            let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
+            smime::sign(&signer, flags, &input, empty, &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
         }
         SmimeOp::Encrypt { recipients } => {
             let certs = recipients_setup(jc, &recipients)?;
+            let empty = input_is_empty(sock)?;
             let fd = sock.as_fd();
             let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
-            smime::encrypt(&certs, flags, &input, &output)?;
+            smime::encrypt(&certs, flags, &input, empty, &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
         }
@@ -586,22 +725,21 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             // streams through the digest and is not echoed.
             let mut msg = Message::parse(&sig)?;
             let input = Bio::fd(sock.as_fd()).map_err(bio_error)?;
-            let info = verify_message(jc, &mut msg, None, Some(&input), from.as_deref(), flags, false)?;
+            let info = verify_message(jc, &mut msg, None, Some(&input), None, from.as_deref(), flags)?;
             Ok(Reply::Smime(Box::new(info)))
         }
         SmimeOp::Verify { signature: None, from } => {
-            let data = read_message(sock)?;
-            let mut msg = Message::parse(&data)?;
-            drop(data);
-            let mut info = verify_message(jc, &mut msg, None, None, from.as_deref(), flags, true)?;
-            write_out(sock, &std::mem::take(&mut info.content))?;
+            let reader = sock.try_clone().map_err(|e| Error::io("data channel", e))?;
+            let out = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
+            let info = verify_streamed(jc, reader, &out, from.as_deref(), flags)?;
+            out.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Smime(Box::new(info)))
         }
         SmimeOp::Decrypt { from } => {
-            let data = read_message(sock)?;
-            let mut info = decrypt_message(jc, &data, from.as_deref(), flags)?;
-            drop(data);
-            write_out(sock, &std::mem::take(&mut info.content))?;
+            let reader = sock.try_clone().map_err(|e| Error::io("data channel", e))?;
+            let out = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
+            let info = decrypt_streamed(jc, reader, &out, from.as_deref(), flags)?;
+            out.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Smime(Box::new(info)))
         }
     }

@@ -8,6 +8,7 @@
 //! message of any size passes through in bounded memory. Reading a message
 //! (verify, decrypt) parses the whole structure, as OpenSSL must.
 
+pub mod detach;
 pub mod ffi;
 
 use ffi::{Bio, Cms};
@@ -135,7 +136,16 @@ fn content_flags(flags: u32) -> c_uint {
 /// signature for DER/PEM). Signing time and SMIMECapabilities are signed
 /// attributes; unless `SMIME_BINARY`, lines are made CRLF first (RFC 8551
 /// 3.1.1), so what is signed is what a reader will check.
-pub fn sign(signer: &Signer<'_>, flags: u32, input: &Bio<'_>, output: &Bio<'_>) -> Result<(), Error> {
+///
+/// `input_empty` says the input is known to be empty: OpenSSL cannot
+/// stream an empty content, so that one is finished in memory.
+pub fn sign(
+    signer: &Signer<'_>,
+    flags: u32,
+    input: &Bio<'_>,
+    input_empty: bool,
+    output: &Bio<'_>,
+) -> Result<(), Error> {
     let format = Format::from_flags(flags)?;
     let md = digest_for(flags, signer.key)?;
     let pss = flags & SMIME_RSA_PSS != 0;
@@ -151,7 +161,7 @@ pub fn sign(signer: &Signer<'_>, flags: u32, input: &Bio<'_>, output: &Bio<'_>) 
     // fails the same way), which holds the content in memory.
     let opaque_pss = pss && !detached;
     let bare_detached = detached && format != Format::Smime;
-    let stream = !opaque_pss && !bare_detached;
+    let stream = !opaque_pss && !bare_detached && !input_empty;
     let mut f = CMS_PARTIAL | content_flags(flags);
     if stream {
         f |= CMS_STREAM;
@@ -182,10 +192,25 @@ pub fn sign(signer: &Signer<'_>, flags: u32, input: &Bio<'_>, output: &Bio<'_>) 
             .map_err(|e| internal("RSASSA-PSS", e))?;
     }
     if !stream {
-        cms.finalize(input, f).map_err(|e| write_error("signing", e))?;
-        return write(&cms, format, output, None, f & !CMS_PARTIAL).map_err(|e| write_error("signing", e));
+        return finish_then_write(&mut cms, format, input, output, f).map_err(|e| write_error("signing", e));
     }
     write(&cms, format, output, Some(input), f).map_err(|e| write_error("signing", e))
+}
+
+/// Finishes a structure over all of `input`, then writes it (the
+/// multipart/signed form writes the, then empty, content again).
+fn finish_then_write(
+    cms: &mut Cms,
+    format: Format,
+    input: &Bio<'_>,
+    output: &Bio<'_>,
+    flags: c_uint,
+) -> Result<(), openssl::error::ErrorStack> {
+    let flags = flags & !(CMS_PARTIAL | CMS_STREAM);
+    cms.finalize(input, flags)?;
+    let empty = Bio::slice(&[])?;
+    let data = (flags & CMS_DETACHED != 0 && format == Format::Smime).then_some(&empty);
+    write(cms, format, output, data, flags)
 }
 
 /// A failed streaming write: the input or output broke, or OpenSSL did.
@@ -201,7 +226,14 @@ fn write_error(what: &str, e: openssl::error::ErrorStack) -> Error {
 /// AuthEnvelopedData by default, AES-256-CBC EnvelopedData with
 /// `SMIME_CBC`. RSA recipients get key transport (v1.5, or OAEP with
 /// SHA-256 under `SMIME_RSA_OAEP`), EC recipients ECDH key agreement.
-pub fn encrypt(recipients: &[X509], flags: u32, input: &Bio<'_>, output: &Bio<'_>) -> Result<(), Error> {
+/// `input_empty` as for [`sign`].
+pub fn encrypt(
+    recipients: &[X509],
+    flags: u32,
+    input: &Bio<'_>,
+    input_empty: bool,
+    output: &Bio<'_>,
+) -> Result<(), Error> {
     let format = Format::from_flags(flags)?;
     if recipients.is_empty() {
         return Err(invalid("no recipients"));
@@ -217,7 +249,10 @@ pub fn encrypt(recipients: &[X509], flags: u32, input: &Bio<'_>, output: &Bio<'_
     } else {
         openssl::symm::Cipher::aes_256_gcm()
     };
-    let f = CMS_PARTIAL | CMS_STREAM | content_flags(flags);
+    let mut f = CMS_PARTIAL | content_flags(flags);
+    if !input_empty {
+        f |= CMS_STREAM;
+    }
     let mut cms = Cms::encrypt_partial(cipher, f).map_err(|e| internal("starting the encryption", e))?;
     for r in recipients {
         let rsa = r.public_key().is_ok_and(|k| k.id() == Id::RSA);
@@ -234,6 +269,10 @@ pub fn encrypt(recipients: &[X509], flags: u32, input: &Bio<'_>, output: &Bio<'_
             unsafe { ffi::set_rsa_padding(ctx, ffi::RSA_PKCS1_OAEP_PADDING, Some(MessageDigest::sha256())) }
                 .map_err(|e| internal("RSAES-OAEP", e))?;
         }
+    }
+    if input_empty {
+        return finish_then_write(&mut cms, format, input, output, f)
+            .map_err(|e| write_error("encrypting", e));
     }
     write(&cms, format, output, Some(input), f).map_err(|e| write_error("encrypting", e))
 }
@@ -450,16 +489,18 @@ pub fn check_signature(
     Ok(check)
 }
 
-/// Decrypts an (Auth)EnvelopedData `msg` for `cert` with `key` into `out`.
+/// Decrypts an (Auth)EnvelopedData `msg` for `cert` with `key` into `out`;
+/// `dcont` is the encrypted content when it was detached.
 pub fn decrypt(
     msg: &mut Message,
     key: &PKeyRef<Private>,
     cert: &X509Ref,
+    dcont: Option<&Bio<'_>>,
     out: &Bio<'_>,
     flags: u32,
 ) -> Result<(), Error> {
     let aead = msg.kind() == Kind::AuthEnveloped;
-    msg.cms.decrypt(key, cert, out, content_flags(flags)).map_err(|e| {
+    msg.cms.decrypt(key, cert, dcont, out, content_flags(flags)).map_err(|e| {
         // OpenSSL reports a GCM tag mismatch by the final read failing,
         // with nothing on its error queue.
         let tag = aead && e.errors().is_empty();

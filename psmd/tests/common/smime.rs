@@ -545,8 +545,27 @@ pub fn openssl_cms_verify_with(
     ca_file: &Path,
     extra: &[&str],
 ) -> CmdOut {
+    openssl_cms_verify_mode(msg, form, detached_content, ca_file, true, extra)
+}
+
+/// [`openssl_cms_verify_with`], choosing `-binary` or text mode. Text mode
+/// is how a mail reader checks a multipart/signed entity: OpenSSL 3.0's
+/// MIME splitter in `-binary` mode turns the part's CRLF line ends into LF
+/// before digesting, so a canonical (CRLF) part would not verify.
+pub fn openssl_cms_verify_mode(
+    msg: &Path,
+    form: Form,
+    detached_content: Option<&Path>,
+    ca_file: &Path,
+    binary: bool,
+    extra: &[&str],
+) -> CmdOut {
     let mut c = openssl();
-    c.args(["cms", "-verify", "-binary", "-inform", form.as_str(), "-in"]).arg(msg);
+    c.args(["cms", "-verify"]);
+    if binary {
+        c.arg("-binary");
+    }
+    c.args(["-inform", form.as_str(), "-in"]).arg(msg);
     if let Some(content) = detached_content {
         c.arg("-content").arg(content);
     }

@@ -139,6 +139,7 @@ unsafe extern "C" {
     fn BIO_push(b: *mut BIO, append: *mut BIO) -> *mut BIO;
     fn BIO_ctrl(b: *mut BIO, cmd: c_int, larg: std::ffi::c_long, parg: *mut c_void) -> std::ffi::c_long;
     fn BIO_read(b: *mut BIO, data: *mut c_void, len: c_int) -> c_int;
+    fn BIO_write(b: *mut BIO, data: *const c_void, len: c_int) -> c_int;
     fn OPENSSL_sk_num(st: *const OPENSSL_STACK) -> c_int;
     fn OPENSSL_sk_value(st: *const OPENSSL_STACK, i: c_int) -> *mut c_void;
     fn OPENSSL_sk_pop_free(st: *mut OPENSSL_STACK, free: Option<unsafe extern "C" fn(*mut c_void)>);
@@ -213,6 +214,20 @@ impl<'a> Bio<'a> {
         let p = self.ptr;
         std::mem::forget(self);
         p
+    }
+
+    /// Writes all of `data` (a memory or descriptor BIO).
+    pub fn write_all(&self, mut data: &[u8]) -> Result<(), openssl::error::ErrorStack> {
+        while !data.is_empty() {
+            let chunk = data.len().min(1 << 30);
+            // SAFETY: data is readable for chunk bytes.
+            let n = unsafe { BIO_write(self.ptr, data.as_ptr().cast(), chunk as c_int) };
+            if n <= 0 {
+                return Err(openssl::error::ErrorStack::get());
+            }
+            data = &data[n as usize..];
+        }
+        Ok(())
     }
 
     pub fn flush(&self) -> Result<(), openssl::error::ErrorStack> {
@@ -552,13 +567,13 @@ impl Cms {
         &mut self,
         key: &openssl::pkey::PKeyRef<openssl::pkey::Private>,
         cert: &openssl::x509::X509Ref,
+        dcont: Option<&Bio<'_>>,
         out: &Bio<'_>,
         flags: c_uint,
     ) -> Result<(), openssl::error::ErrorStack> {
+        let dcont = dcont.map_or(std::ptr::null_mut(), Bio::as_ptr);
         // SAFETY: live pointers.
-        check(unsafe {
-            CMS_decrypt(self.0, pkey_ptr(key), x509_ptr(cert), std::ptr::null_mut(), out.as_ptr(), flags)
-        })
+        check(unsafe { CMS_decrypt(self.0, pkey_ptr(key), x509_ptr(cert), dcont, out.as_ptr(), flags) })
     }
 }
 
