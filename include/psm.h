@@ -150,81 +150,50 @@
 // A password (the answer is the password; there are no choices).
 #define PSM_PROMPT_PASSWORD 3
 
+// `PSM_SMIME_*` flags. Sign: a detached signature (multipart/signed)
+// rather than an opaque one (application/pkcs7-mime signed-data).
+#define PSM_SMIME_DETACHED (1 << 0)
 
+// Output DER rather than an S/MIME MIME entity.
+#define PSM_SMIME_DER (1 << 1)
 
+// Sign: leave the signer's certificate and its CA certificates out.
+#define PSM_SMIME_NO_CERTS (1 << 2)
 
+// Encrypt: AES-256-CBC EnvelopedData for older readers (default:
+// AES-256-GCM AuthEnvelopedData, RFC 5083).
+#define PSM_SMIME_CBC (1 << 3)
 
+// Output PEM rather than an S/MIME MIME entity.
+#define PSM_SMIME_PEM (1 << 4)
 
+// The content is binary: lines are not made CRLF (RFC 8551 3.1.1).
+#define PSM_SMIME_BINARY (1 << 5)
 
+// Sign with SHA-384 (default SHA-256).
+#define PSM_SMIME_SHA384 (1 << 6)
 
+// Sign with SHA-512.
+#define PSM_SMIME_SHA512 (1 << 7)
 
+// Sign with RSASSA-PSS (RSA keys; default PKCS#1 v1.5).
+#define PSM_SMIME_RSA_PSS (1 << 8)
 
+// Decrypt: also verify a signed message inside (sign-then-encrypt).
+#define PSM_SMIME_VERIFY_INNER (1 << 9)
 
+// Verify: remember a good signer's certificate (as a person's, without
+// trust) so that later messages can be encrypted to it. Off by default.
+#define PSM_SMIME_REMEMBER_SIGNER (1 << 10)
 
-
-
-
-
-
-
-
-
-
-
-
-
+// Encrypt: RSAES-OAEP (SHA-256) for RSA recipients (default PKCS#1 v1.5).
+#define PSM_SMIME_RSA_OAEP (1 << 11)
 
 // `psm_ssl_opts_set_min_version`: TLS 1.2 (the default minimum).
 #define PSM_TLS_1_2 771
 
 // `psm_ssl_opts_set_min_version`: TLS 1.3 only.
 #define PSM_TLS_1_3 772
-
-// S/MIME flags (`PSM_SMIME_*`).
-// Sign: a detached signature (multipart/signed) rather than an opaque one.
-#define SMIME_DETACHED (1 << 0)
-
-// Output DER rather than an S/MIME MIME entity.
-#define SMIME_DER (1 << 1)
-
-// Sign: leave the signer's certificate and chain out of the message.
-#define SMIME_NO_CERTS (1 << 2)
-
-// Encrypt: AES-256-CBC EnvelopedData for older readers, rather than
-// AES-256-GCM AuthEnvelopedData (RFC 5083).
-#define SMIME_CBC (1 << 3)
-
-// Output PEM rather than an S/MIME MIME entity.
-#define SMIME_PEM (1 << 4)
-
-// The content is binary: no canonical CRLF line endings (RFC 8551 3.1.1).
-#define SMIME_BINARY (1 << 5)
-
-// Sign with SHA-384 (default SHA-256).
-#define SMIME_SHA384 (1 << 6)
-
-// Sign with SHA-512.
-#define SMIME_SHA512 (1 << 7)
-
-// Sign with RSASSA-PSS (RSA keys; default PKCS#1 v1.5).
-#define SMIME_RSA_PSS (1 << 8)
-
-// Decrypt: a signed message inside is verified too.
-#define SMIME_VERIFY_INNER (1 << 9)
-
-// Verify: remember the signer's certificate (for encrypting to it later),
-// as a person's certificate without trust.
-#define SMIME_REMEMBER_SIGNER (1 << 10)
-
-// Encrypt: RSAES-OAEP key transport for RSA recipients (default v1.5).
-#define SMIME_RSA_OAEP (1 << 11)
-
-// Every `SMIME_*` bit this build knows.
-#define SMIME_ALL_FLAGS ((1 << 12) - 1)
-
-// Largest message the inline `Smime*` requests take; the client streams
-// anything larger.
-#define MAX_INLINE_SMIME (512 * 1024)
 
 // `psm_result`: `PSM_OK` (0) or the reason an operation failed.
 enum psm_result

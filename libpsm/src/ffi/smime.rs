@@ -12,31 +12,47 @@ use std::os::fd::{FromRawFd, RawFd};
 
 /// `PSM_SMIME_*` flags. Sign: a detached signature (multipart/signed)
 /// rather than an opaque one (application/pkcs7-mime signed-data).
-pub const PSM_SMIME_DETACHED: u32 = proto::SMIME_DETACHED;
+pub const PSM_SMIME_DETACHED: u32 = 1 << 0;
 /// Output DER rather than an S/MIME MIME entity.
-pub const PSM_SMIME_DER: u32 = proto::SMIME_DER;
+pub const PSM_SMIME_DER: u32 = 1 << 1;
 /// Sign: leave the signer's certificate and its CA certificates out.
-pub const PSM_SMIME_NO_CERTS: u32 = proto::SMIME_NO_CERTS;
+pub const PSM_SMIME_NO_CERTS: u32 = 1 << 2;
 /// Encrypt: AES-256-CBC EnvelopedData for older readers (default:
 /// AES-256-GCM AuthEnvelopedData, RFC 5083).
-pub const PSM_SMIME_CBC: u32 = proto::SMIME_CBC;
+pub const PSM_SMIME_CBC: u32 = 1 << 3;
 /// Output PEM rather than an S/MIME MIME entity.
-pub const PSM_SMIME_PEM: u32 = proto::SMIME_PEM;
+pub const PSM_SMIME_PEM: u32 = 1 << 4;
 /// The content is binary: lines are not made CRLF (RFC 8551 3.1.1).
-pub const PSM_SMIME_BINARY: u32 = proto::SMIME_BINARY;
+pub const PSM_SMIME_BINARY: u32 = 1 << 5;
 /// Sign with SHA-384 (default SHA-256).
-pub const PSM_SMIME_SHA384: u32 = proto::SMIME_SHA384;
+pub const PSM_SMIME_SHA384: u32 = 1 << 6;
 /// Sign with SHA-512.
-pub const PSM_SMIME_SHA512: u32 = proto::SMIME_SHA512;
+pub const PSM_SMIME_SHA512: u32 = 1 << 7;
 /// Sign with RSASSA-PSS (RSA keys; default PKCS#1 v1.5).
-pub const PSM_SMIME_RSA_PSS: u32 = proto::SMIME_RSA_PSS;
+pub const PSM_SMIME_RSA_PSS: u32 = 1 << 8;
 /// Decrypt: also verify a signed message inside (sign-then-encrypt).
-pub const PSM_SMIME_VERIFY_INNER: u32 = proto::SMIME_VERIFY_INNER;
+pub const PSM_SMIME_VERIFY_INNER: u32 = 1 << 9;
 /// Verify: remember a good signer's certificate (as a person's, without
 /// trust) so that later messages can be encrypted to it. Off by default.
-pub const PSM_SMIME_REMEMBER_SIGNER: u32 = proto::SMIME_REMEMBER_SIGNER;
+pub const PSM_SMIME_REMEMBER_SIGNER: u32 = 1 << 10;
 /// Encrypt: RSAES-OAEP (SHA-256) for RSA recipients (default PKCS#1 v1.5).
-pub const PSM_SMIME_RSA_OAEP: u32 = proto::SMIME_RSA_OAEP;
+pub const PSM_SMIME_RSA_OAEP: u32 = 1 << 11;
+
+// The header needs literal values; these must equal `proto::SMIME_*`.
+const _: () = assert!(
+    PSM_SMIME_DETACHED == proto::SMIME_DETACHED
+        && PSM_SMIME_DER == proto::SMIME_DER
+        && PSM_SMIME_NO_CERTS == proto::SMIME_NO_CERTS
+        && PSM_SMIME_CBC == proto::SMIME_CBC
+        && PSM_SMIME_PEM == proto::SMIME_PEM
+        && PSM_SMIME_BINARY == proto::SMIME_BINARY
+        && PSM_SMIME_SHA384 == proto::SMIME_SHA384
+        && PSM_SMIME_SHA512 == proto::SMIME_SHA512
+        && PSM_SMIME_RSA_PSS == proto::SMIME_RSA_PSS
+        && PSM_SMIME_VERIFY_INNER == proto::SMIME_VERIFY_INNER
+        && PSM_SMIME_REMEMBER_SIGNER == proto::SMIME_REMEMBER_SIGNER
+        && PSM_SMIME_RSA_OAEP == proto::SMIME_RSA_OAEP
+);
 
 /// What verifying or decrypting a message found. Free it with
 /// `psm_smime_result_free`.

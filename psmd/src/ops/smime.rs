@@ -20,10 +20,12 @@ use psm::proto::{
     SMIME_REMEMBER_SIGNER, SMIME_VERIFY_INNER, SmimeInfo, SmimeOp,
 };
 use psm::{Code, Error};
+use std::collections::HashMap;
 use std::io::{Read, Seek};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::net::UnixStream;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// Where a blocking job runs, and for whom.
 pub struct JobCtx<'a> {
@@ -126,6 +128,9 @@ fn find(store: &Store, query: &str) -> Result<CertInfo, Error> {
 /// The private key of `info`, unsealed for the session.
 fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
     let fp = crate::store::parse_fingerprint(&format!("sha256:{}", info.sha256_hex))?;
+    if let Some(key) = jc.ctx.token.cached_signer(jc.session(), &fp) {
+        return Ok(key);
+    }
     let (spki, row) = {
         let store = jc.ctx.lock_store();
         let spki = store.cert_spki(&fp)?;
@@ -138,45 +143,171 @@ fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedK
         )
     })?;
     unlock(jc, purpose)?;
-    jc.ctx.token.key(jc.session(), &spki, &row)
+    let key = jc.ctx.token.key(jc.session(), &spki, &row)?;
+    jc.ctx.token.remember_signer(&fp, key.clone());
+    Ok(key)
 }
 
 /// `der` must be valid for `usage` now: psm neither signs with nor
 /// encrypts to a certificate it would reject on the other side.
-fn require_valid(store: &Store, der: &[u8], usage: CertUsage, what: &str) -> Result<(), Error> {
-    let trust = crate::ops::cert::trust_set(store, usage)?;
+fn require_valid(
+    ctx: &TlsContext,
+    store: &Store,
+    der: &[u8],
+    usage: CertUsage,
+    what: &str,
+) -> Result<(), Error> {
+    let trust = ctx.trust_for(store, usage)?;
     let u = if usage == CertUsage::EmailSigner { Usage::EmailSigner } else { Usage::EmailRecipient };
     let v = verify::verify(der, u, Name::None, now() as u64, &trust);
     if v.is_valid() { Ok(()) } else { Err(Error::new(v.status.code(), format!("{what}: {}", v.detail))) }
 }
 
-struct SignSetup {
-    cert: X509,
-    chain: Vec<X509>,
-    key: Arc<LoadedKey>,
+/// How long a certificate found valid is believed before it is checked
+/// again (validity depends on the clock as well as on the store).
+const RECHECK: Duration = Duration::from_secs(60);
+/// Certificates the cache holds.
+const CACHE_ENTRIES: usize = 256;
+
+/// Signers' and recipients' certificates as checked for S/MIME, so that
+/// signing a short message costs the signature, not a walk of the store:
+/// valid while the store is unchanged, for at most [`RECHECK`].
+#[derive(Default)]
+pub struct Cache {
+    certs: Mutex<HashMap<(String, bool), Checked>>,
+    /// Valid signer chains by leaf and the certificates the message carried.
+    verdicts: Mutex<HashMap<ChainKey, GoodChain>>,
 }
 
-fn sign_setup(jc: &JobCtx<'_>, signer: &str) -> Result<SignSetup, Error> {
-    let (info, cas) = {
-        let store = jc.ctx.lock_store();
-        let info = find(&store, signer)?;
+/// A signer's certificate and a digest of the certificates presented with it.
+type ChainKey = ([u8; 32], [u8; 32]);
+
+/// A signer's chain found valid, and the times it holds for: while every
+/// certificate in it is within its validity period (and the store, with
+/// its trust settings and CRLs, is unchanged), the verdict is the same.
+#[derive(Clone)]
+struct GoodChain {
+    generation: u64,
+    from: i64,
+    until: i64,
+    verdict: verify::Verdict,
+}
+
+/// The verdict on a signer's chain at `at`, from the cache when a valid
+/// chain found earlier covers that time.
+fn signer_verdict(
+    jc: &JobCtx<'_>,
+    generation: u64,
+    der: &[u8],
+    presented: &[Vec<u8>],
+    at: i64,
+    trust: &verify::TrustSet,
+) -> verify::Verdict {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    for p in presented {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p);
+    }
+    let key = (verify::fingerprint(der), <[u8; 32]>::from(h.finalize()));
+    let cache = &jc.ctx.smime.verdicts;
+    if let Some(g) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        && g.generation == generation
+        && (g.from..=g.until).contains(&at)
+    {
+        return g.verdict.clone();
+    }
+    let v = verify::verify_presented(der, presented, Usage::EmailSigner, Name::None, at.max(0) as u64, trust);
+    if v.is_valid() {
+        let windows: Option<Vec<(i64, i64)>> =
+            v.chain.iter().map(|d| cert::parse(d).ok().map(|p| (p.not_before, p.not_after))).collect();
+        if let Some(w) = windows {
+            let from = w.iter().map(|x| x.0).max().unwrap_or(i64::MAX);
+            let until = w.iter().map(|x| x.1).min().unwrap_or(i64::MIN);
+            let mut verdicts = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if verdicts.len() >= CACHE_ENTRIES {
+                verdicts.clear();
+            }
+            verdicts.insert(key, GoodChain { generation, from, until, verdict: v.clone() });
+        }
+    }
+    v
+}
+
+#[derive(Clone)]
+struct Checked {
+    generation: u64,
+    at: Instant,
+    info: Arc<CertInfo>,
+    cert: X509,
+    /// For a signer: the CA certificates to send along.
+    chain: Arc<Vec<X509>>,
+}
+
+/// The certificate `query` names, checked for signing (with a key and the
+/// chain to send) or for receiving encrypted mail.
+fn checked(jc: &JobCtx<'_>, query: &str, signer: bool) -> Result<Checked, Error> {
+    let store = jc.ctx.lock_store();
+    let generation = store.generation();
+    let key = (query.to_string(), signer);
+    let cache = &jc.ctx.smime.certs;
+    if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+        && c.generation == generation
+        && c.at.elapsed() < RECHECK
+    {
+        return Ok(c.clone());
+    }
+    let info = find(&store, query)?;
+    let chain = if signer {
         if !info.has_private_key {
             return Err(Error::new(
                 Code::PSM_ERR_NOT_FOUND,
                 format!("psm holds no private key for certificate {}", info.nickname),
             ));
         }
-        require_valid(&store, &info.der, CertUsage::EmailSigner, "cannot sign with this certificate")?;
+        require_valid(
+            jc.ctx,
+            &store,
+            &info.der,
+            CertUsage::EmailSigner,
+            "cannot sign with this certificate",
+        )?;
         let cas: Vec<Vec<u8>> =
             store.all_with_trust()?.into_iter().filter(|r| r.is_ca).map(|r| r.der).collect();
-        (info, cas)
+        cert::chain_above(&info.der, &cas, MAX_CHAIN)
+            .iter()
+            .map(|d| openssl_cert(d))
+            .collect::<Result<_, _>>()?
+    } else {
+        let what = format!("cannot encrypt to {}", info.subject);
+        require_valid(jc.ctx, &store, &info.der, CertUsage::EmailRecipient, &what)?;
+        Vec::new()
     };
-    let chain = cert::chain_above(&info.der, &cas, MAX_CHAIN)
-        .iter()
-        .map(|d| openssl_cert(d))
-        .collect::<Result<_, _>>()?;
-    let key = key_of(jc, &info, "signing a message")?;
-    Ok(SignSetup { cert: openssl_cert(&info.der)?, chain, key })
+    let c = Checked {
+        generation,
+        at: Instant::now(),
+        cert: openssl_cert(&info.der)?,
+        info: Arc::new(info),
+        chain: Arc::new(chain),
+    };
+    let mut certs = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if certs.len() >= CACHE_ENTRIES {
+        certs.clear();
+    }
+    certs.insert(key, c.clone());
+    Ok(c)
+}
+
+struct SignSetup {
+    cert: X509,
+    chain: Arc<Vec<X509>>,
+    key: Arc<LoadedKey>,
+}
+
+fn sign_setup(jc: &JobCtx<'_>, signer: &str) -> Result<SignSetup, Error> {
+    let c = checked(jc, signer, true)?;
+    let key = key_of(jc, &c.info, "signing a message")?;
+    Ok(SignSetup { cert: c.cert, chain: c.chain, key })
 }
 
 fn recipients_setup(jc: &JobCtx<'_>, recipients: &[String]) -> Result<Vec<X509>, Error> {
@@ -186,20 +317,7 @@ fn recipients_setup(jc: &JobCtx<'_>, recipients: &[String]) -> Result<Vec<X509>,
             format!("{} recipients; psm encrypts to at most {}", recipients.len(), smime::MAX_RECIPIENTS),
         ));
     }
-    let store = jc.ctx.lock_store();
-    recipients
-        .iter()
-        .map(|r| {
-            let info = find(&store, r)?;
-            require_valid(
-                &store,
-                &info.der,
-                CertUsage::EmailRecipient,
-                &format!("cannot encrypt to {}", info.subject),
-            )?;
-            openssl_cert(&info.der)
-        })
-        .collect()
+    recipients.iter().map(|r| checked(jc, r, false).map(|c| c.cert)).collect()
 }
 
 fn bio_error(e: openssl::error::ErrorStack) -> Error {
@@ -389,18 +507,16 @@ fn judge(jc: &JobCtx<'_>, check: &SigCheck, from: Option<&str>, flags: u32) -> R
 
     // The chain at the time the signer claims to have signed (if it is
     // not in the future), and now.
-    let trust = crate::ops::cert::trust_set(&store, CertUsage::EmailSigner)?;
+    let trust = jc.ctx.trust_for(&store, CertUsage::EmailSigner)?;
     let presented: Vec<Vec<u8>> = check.certs.iter().filter_map(|c| c.to_der().ok()).collect();
     let at = match check.signing_time {
         Some(t) if t > 0 && t <= now + 300 => t,
         _ => now,
     };
-    let v_at = verify::verify_presented(&der, &presented, Usage::EmailSigner, Name::None, at as u64, &trust);
-    let v_now = if at == now {
-        v_at.clone()
-    } else {
-        verify::verify_presented(&der, &presented, Usage::EmailSigner, Name::None, now as u64, &trust)
-    };
+    let generation = store.generation();
+    let v_at = signer_verdict(jc, generation, &der, &presented, at, &trust);
+    let v_now =
+        if at == now { v_at.clone() } else { signer_verdict(jc, generation, &der, &presented, now, &trust) };
     info.chain = v_at.chain.iter().map(|d| describe(&store, d)).collect::<Result<_, _>>()?;
     info.status_now = if sig_status != Code::PSM_OK { sig_status } else { v_now.status.code() };
     if sig_status != Code::PSM_OK {
@@ -596,7 +712,7 @@ fn verify_streamed(
     }
     let d = detach::detach(whole, framing)?;
     let mut msg = Message::parse(&d.der)?;
-    let content = Bio::fd(d.content.as_fd()).map_err(bio_error)?;
+    let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
     verify_message(jc, &mut msg, None, Some(&content), Some(out), from, flags)
 }
 
@@ -623,7 +739,7 @@ fn decrypt_streamed(
     let d = detach::detach(whole, framing)?;
     let mut msg = Message::parse(&d.der)?;
     let cipher = encrypted_kind(&msg)?;
-    let content = Bio::fd(d.content.as_fd()).map_err(bio_error)?;
+    let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
     let mut info = if flags & SMIME_VERIFY_INNER == 0 {
         let used = decrypt_to(jc, &mut msg, Some(&content), out, flags)?;
         let mut i = empty_info();
@@ -705,7 +821,8 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let s = sign_setup(jc, &signer)?;
             let empty = input_is_empty(sock)?;
             let fd = sock.as_fd();
-            let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
+            let (input, output) =
+                (Bio::buffered_fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
             let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
             smime::sign(&signer, flags, &input, empty, &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
@@ -715,7 +832,8 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let certs = recipients_setup(jc, &recipients)?;
             let empty = input_is_empty(sock)?;
             let fd = sock.as_fd();
-            let (input, output) = (Bio::fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
+            let (input, output) =
+                (Bio::buffered_fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
             smime::encrypt(&certs, flags, &input, empty, &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
@@ -724,7 +842,7 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             // Detached: the signature came with the request, the content
             // streams through the digest and is not echoed.
             let mut msg = Message::parse(&sig)?;
-            let input = Bio::fd(sock.as_fd()).map_err(bio_error)?;
+            let input = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
             let info = verify_message(jc, &mut msg, None, Some(&input), None, from.as_deref(), flags)?;
             Ok(Reply::Smime(Box::new(info)))
         }

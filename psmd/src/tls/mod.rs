@@ -45,6 +45,9 @@ const SERVER_SESSIONS_PER_CERT: usize = 256;
 /// Handshakes (each on its own thread) running at once.
 pub const MAX_HANDSHAKES: usize = 512;
 
+/// A value and the store generation it was built at.
+type Generational<T> = (u64, Arc<T>);
+
 /// What every TLS connection shares: the crypto provider, the resumption
 /// caches, the verifier's view of the store, and the way to ask the user.
 pub struct TlsContext {
@@ -68,8 +71,10 @@ pub struct TlsContext {
     pub verifier: Arc<verifier::SharedVerifier>,
     pub client_certs: Arc<client_auth::SharedClientCerts>,
     pub threads: Arc<handshake::Threads>,
-    /// The trust set for TLS servers and the store generation it was built at.
-    trust: Mutex<Option<(u64, Arc<TrustSet>)>>,
+    /// The trust set of each usage and the store generation it was built at.
+    trust: Mutex<[Option<Generational<TrustSet>>; 5]>,
+    /// S/MIME signers' and recipients' certificates, checked and ready.
+    pub smime: crate::ops::smime::Cache,
     running: AtomicUsize,
 }
 
@@ -97,7 +102,8 @@ impl TlsContext {
             prompts,
             mailbox,
             threads: Arc::new(handshake::Threads::default()),
-            trust: Mutex::new(None),
+            trust: Mutex::new(Default::default()),
+            smime: Default::default(),
             running: AtomicUsize::new(0),
         }
     }
@@ -110,15 +116,28 @@ impl TlsContext {
     /// store changed.
     pub fn server_trust(&self) -> Result<Arc<TrustSet>, Error> {
         let store = self.lock_store();
+        self.trust_for(&store, CertUsage::TlsServer)
+    }
+
+    /// The store's trust settings for `usage` (the caller holds the store),
+    /// rebuilt only after the store changed.
+    pub fn trust_for(&self, store: &Store, usage: CertUsage) -> Result<Arc<TrustSet>, Error> {
         let generation = store.generation();
+        let slot = match usage {
+            CertUsage::TlsServer => 0,
+            CertUsage::TlsClient => 1,
+            CertUsage::EmailSigner => 2,
+            CertUsage::EmailRecipient => 3,
+            CertUsage::CodeSigning => 4,
+        };
         let mut cached = self.trust.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, set)) = &*cached
+        if let Some((g, set)) = &cached[slot]
             && *g == generation
         {
             return Ok(set.clone());
         }
-        let set = Arc::new(crate::ops::cert::trust_set(&store, CertUsage::TlsServer)?);
-        *cached = Some((generation, set.clone()));
+        let set = Arc::new(crate::ops::cert::trust_set(store, usage)?);
+        cached[slot] = Some((generation, set.clone()));
         Ok(set)
     }
 

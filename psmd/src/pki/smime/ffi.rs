@@ -195,8 +195,10 @@ impl<'a> Bio<'a> {
         Bio::wrap(unsafe { BIO_new_fd(fd.as_raw_fd(), BIO_NOCLOSE) })
     }
 
-    /// Writes to `fd` through a 64 KiB buffer (S/MIME output comes in
-    /// 64-byte lines); call [`Bio::flush`] at the end.
+    /// Reads or writes `fd` through a 64 KiB buffer: S/MIME output comes
+    /// in 64-byte lines, and text input is read line by line (a bare
+    /// descriptor BIO would make that one read() per byte). Call
+    /// [`Bio::flush`] at the end of writing.
     pub fn buffered_fd(fd: std::os::fd::BorrowedFd<'a>) -> Result<Bio<'a>, openssl::error::ErrorStack> {
         let inner = Bio::fd(fd)?;
         // SAFETY: BIO_f_buffer returns a static method table.
