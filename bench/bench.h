@@ -1,4 +1,4 @@
-/* bench.h: what ping-bench and sign-bench share: per-call timing on
+/* bench.h: what ping-bench, sign-bench and smime-bench share: per-call timing on
  * CLOCK_MONOTONIC, the median/99th-percentile summary of a run, and exact
  * reads and writes on a socket. Include after defining _POSIX_C_SOURCE. */
 

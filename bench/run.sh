@@ -7,11 +7,18 @@
 # private runtime directory, removed at the end. N (default 200000) is the
 # number of pings per measurement; $N in the environment works too.
 # SIGN_P256_N, SIGN_RSA_N and SIGN_SECONDS override sign-bench's defaults.
+# Then smime-bench, on a fresh psmd: S/MIME sign and verify of a 1 KiB
+# message against in-process OpenSSL CMS, and sign and encrypt streams of
+# a large message against the openssl cms CLI, with a CA and keys made
+# here with the openssl CLI. SMIME_SECONDS (default 2, per ops/s figure)
+# and SMIME_BYTES (100M) override its defaults.
 # Last, if it was built, tls-bench: psm's TLS channels against in-process
 # rustls, with a minimal relay and stunnel4 (installed with apt-get when
 # missing and possible) as references, with a fresh psmd pinned to CPU 0.
 # TLS_BYTES (default 1G), TLS_RUNS (3), TLS_SECONDS (3) and TLS_ROUND_TRIPS
 # (20000) override its defaults.
+# BENCH_ONLY=ping (ping-bench and digest_bench), sign, smime or tls runs
+# that part alone.
 
 set -eu
 
@@ -20,7 +27,18 @@ BUILD=$(cd "$BUILD" && pwd)
 N=${2:-${N:-200000}}
 BENCH=$(cd "$(dirname "$0")" && pwd)
 
-for f in "$BUILD/psmd" "$BENCH/ping-bench" "$BENCH/sign-bench"; do
+ONLY=${BENCH_ONLY:-}
+case $ONLY in
+'' | ping | sign | smime | tls) ;;
+*) echo "run.sh: BENCH_ONLY=$ONLY; expected ping, sign, smime or tls" >&2; exit 1 ;;
+esac
+
+# want PART: whether this run includes PART.
+want() {
+    [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
+}
+
+for f in "$BUILD/psmd" "$BENCH/ping-bench" "$BENCH/sign-bench" "$BENCH/smime-bench"; do
     [ -x "$f" ] || { echo "run.sh: $f is missing; run 'make bench'" >&2; exit 1; }
 done
 
@@ -109,44 +127,102 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-echo "ping round trip, $N calls each; bare = the same frame sizes over a Unix"
-echo "socket to a forked echo server, the floor psm is measured against"
-echo
+if want ping; then
+    echo "ping round trip, $N calls each; bare = the same frame sizes over a Unix"
+    echo "socket to a forked echo server, the floor psm is measured against"
+    echo
 
-if command -v taskset >/dev/null 2>&1; then
-    echo "== pinned: psmd and ping-bench (and its echo server) on CPU 0"
-    start_daemon taskset -c 0
-    taskset -c 0 "$BENCH/ping-bench" "$N"
-    stop_daemon
+    if command -v taskset >/dev/null 2>&1; then
+        echo "== pinned: psmd and ping-bench (and its echo server) on CPU 0"
+        start_daemon taskset -c 0
+        taskset -c 0 "$BENCH/ping-bench" "$N"
+        stop_daemon
+        echo
+    else
+        echo "== pinned: skipped (no taskset)"
+        echo
+    fi
+
+    echo "== unpinned"
+    start_daemon
+    "$BENCH/ping-bench" "$N"
     echo
-else
-    echo "== pinned: skipped (no taskset)"
-    echo
+
+    if [ -x "$BUILD/examples/digest_bench" ]; then
+        echo "== digest_bench (same psmd)"
+        "$BUILD/examples/digest_bench"
+        echo
+    fi
 fi
 
-echo "== unpinned"
-start_daemon
-"$BENCH/ping-bench" "$N"
-echo
-
-if [ -x "$BUILD/examples/digest_bench" ]; then
-    echo "== digest_bench (same psmd)"
-    "$BUILD/examples/digest_bench"
+if want sign; then
+    [ -n "$daemon" ] || start_daemon
+    echo "== sign: psm_key_sign against in-process OpenSSL and ssh-agent (same psmd)"
+    set -- "${SIGN_P256_N:-5000}" "${SIGN_RSA_N:-2000}" "${SIGN_SECONDS:-2}"
+    if have_agent; then
+        start_agent
+        SSH_AUTH_SOCK="$dir/ssh/agent" "$BENCH/sign-bench" "$@"
+        stop_agent
+    else
+        echo "(no ssh-agent on PATH: its rows are skipped)"
+        SSH_AUTH_SOCK= "$BENCH/sign-bench" "$@"
+    fi
     echo
 fi
-
-echo "== sign: psm_key_sign against in-process OpenSSL and ssh-agent (same psmd)"
-set -- "${SIGN_P256_N:-5000}" "${SIGN_RSA_N:-2000}" "${SIGN_SECONDS:-2}"
-if have_agent; then
-    start_agent
-    SSH_AUTH_SOCK="$dir/ssh/agent" "$BENCH/sign-bench" "$@"
-    stop_agent
-else
-    echo "(no ssh-agent on PATH: its rows are skipped)"
-    SSH_AUTH_SOCK= "$BENCH/sign-bench" "$@"
-fi
-echo
 stop_daemon
+
+# make_smime_pki DIR: a CA, and RSA-2048 and P-256 e-mail certificates it
+# issued (emailProtection, an rfc822Name), each with its key as PEM and as
+# PKCS#12 (password smime-bench), for smime-bench.
+make_smime_pki() {
+    mkdir -m 700 "$1"
+    cat >"$1/ext.cnf" <<'END'
+[rsa]
+basicConstraints = critical,CA:false
+keyUsage = critical,digitalSignature,keyEncipherment
+extendedKeyUsage = emailProtection
+subjectAltName = email:rsa@smime-bench.example
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[p256]
+basicConstraints = critical,CA:false
+keyUsage = critical,digitalSignature,keyAgreement
+extendedKeyUsage = emailProtection
+subjectAltName = email:p256@smime-bench.example
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+END
+    (
+        cd "$1" &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+                -out ca.pem -days 2 -subj "/CN=smime-bench CA" \
+                -addext "basicConstraints=critical,CA:true" \
+                -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key &&
+            openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out p256.key || exit 1
+        for k in rsa p256; do
+            openssl req -new -key $k.key -subj "/CN=smime-bench $k" -out $k.csr &&
+                openssl x509 -req -in $k.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+                    -extfile ext.cnf -extensions $k -out $k.pem &&
+                openssl pkcs12 -export -inkey $k.key -in $k.pem -passout pass:smime-bench \
+                    -out $k.p12 || exit 1
+        done
+    ) >>"$dir/openssl.log" 2>&1 || { tail -n 5 "$dir/openssl.log" >&2; return 1; }
+}
+
+if want smime; then
+    echo "== smime: S/MIME through psmd against OpenSSL (fresh psmd)"
+    if command -v openssl >/dev/null 2>&1; then
+        make_smime_pki "$dir/smime"
+        start_daemon
+        PSMD_PID=$daemon "$BENCH/smime-bench" "$dir/smime" "${SMIME_SECONDS:-2}" \
+            "${SMIME_BYTES:-100M}"
+        stop_daemon
+    else
+        echo "(no openssl on PATH: skipped; it makes the keys and is the stream reference)"
+    fi
+    echo
+fi
 
 have_stunnel() {
     command -v stunnel4 >/dev/null 2>&1 || command -v stunnel >/dev/null 2>&1
@@ -175,7 +251,7 @@ install_stunnel() {
     return 1
 }
 
-if [ -x "$BUILD/tls-bench" ]; then
+if want tls && [ -x "$BUILD/tls-bench" ]; then
     have_stunnel || install_stunnel || echo "(no stunnel4 and no way to install it: its rows are skipped)"
     # tls-bench places everything itself (psmd's threads included); under
     # taskset psmd starts where it will stay.
