@@ -942,7 +942,9 @@ psm_result psm_set_prompt_events(psm_conn *conn, int32_t enable);
 psm_result psm_prompt_answer_id(psm_conn *conn, uint64_t id, const char *answer);
 
 // Signs `msg` (a MIME entity: headers, blank line, body; or any bytes
-// with `PSM_SMIME_BINARY`) with `signer` and its private key, which must be
+// with `PSM_SMIME_BINARY`, which cannot be multipart/signed: use it with
+// the opaque form or a DER/PEM detached signature) with `signer` and its
+// private key, which must be
 // valid for e-mail signing now. Default: an opaque
 // `application/pkcs7-mime; smime-type=signed-data` entity with CRLF lines,
 // ready to be a message body; `PSM_SMIME_DETACHED`: `multipart/signed`
@@ -1066,7 +1068,8 @@ psm_result psm_smime_read_certs(psm_conn *conn,
 
 // `psm_smime_sign` from `in_fd` to `out_fd` (files, pipes, sockets; read
 // to end of file, neither closed) through a data channel: a message of
-// any size, in bounded memory on both sides.
+// any size, in bounded memory on both sides. The data moves on a thread of
+// libpsm's while the calling thread waits for psmd and answers prompts.
 //
 // # Safety
 // `conn` and `signer` are live; the descriptors are open.
@@ -1090,10 +1093,13 @@ psm_result psm_smime_encrypt_stream(psm_conn *conn,
 
 // Verifies a message read from `in_fd`. With a detached `signature`
 // (DER, PEM or the S/MIME signature part; NULL when `sig_len` is 0),
-// `in_fd` is the content it covers and streams through in bounded
-// memory. Without, `in_fd` is the whole signed message, which psmd reads
-// into memory (at most 512 MiB), and the content goes to `out_fd` (-1:
-// discarded). The result has no content; see `psm_smime_verify_from`.
+// `in_fd` is the content it covers and streams through. Without, `in_fd`
+// is the whole signed message (DER, PEM or opaque S/MIME: any size, in
+// bounded memory, psmd spooling the content to an unnamed temporary
+// file; a multipart/signed entity is read into memory, at most 512 MiB),
+// and the content goes to `out_fd` (-1: discarded) as it is checked. The
+// result has no content; see `psm_smime_verify_from`. Prompts (the token
+// password) reach the prompt handler while the data moves.
 //
 // # Safety
 // `conn` is live; `signature` readable for `sig_len` bytes; `from` NULL or
@@ -1107,9 +1113,11 @@ psm_result psm_smime_verify_stream(psm_conn *conn,
                                    uint32_t flags,
                                    psm_smime_result **out);
 
-// Decrypts a message read from `in_fd` (psmd reads it into memory, at
-// most 512 MiB) and writes the content to `out_fd`; flags and `from` as
-// for `psm_smime_decrypt_verify`. The result has no content.
+// Decrypts a message read from `in_fd` (DER, PEM or S/MIME, any size, in
+// bounded memory) and writes the content to `out_fd`; flags and `from` as
+// for `psm_smime_decrypt_verify`. The result has no content. AES-GCM
+// content is written before its tag is checked at the end: discard what
+// `out_fd` got unless this returns `PSM_OK`.
 //
 // # Safety
 // `conn` is live; `from` NULL or NUL-terminated; `out` writable; the

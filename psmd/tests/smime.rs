@@ -191,9 +191,11 @@ fn a_large_message_streams_through_every_operation_in_bounded_memory() {
     let want = finish(want);
     let dir = tempfile::tempdir().unwrap();
     let before = hwm_kib(m.d.pid());
-    let stream = |op: SmimeOp, flags: u32, input: &mut dyn std::io::Read, out: &mut dyn std::io::Write| {
-        m.c.smime_stream(op, flags, input, out).unwrap()
-    };
+    let stream =
+        |op: SmimeOp,
+         flags: u32,
+         input: &mut (dyn std::io::Read + Send),
+         out: &mut (dyn std::io::Write + Send)| { m.c.smime_stream(op, flags, input, out).unwrap() };
     for flags in [SMIME_BINARY | SMIME_DER, SMIME_BINARY, SMIME_BINARY | SMIME_PEM] {
         // Sign, then verify the signed message.
         let path = dir.path().join("signed");
@@ -237,4 +239,47 @@ fn a_large_message_streams_through_every_operation_in_bounded_memory() {
         len >> 20
     );
     assert!(grown < 64 * 1024, "psmd's peak RSS grew by {grown} KiB for a {len}-byte message");
+}
+
+#[test]
+fn a_stream_asks_for_the_token_password_through_the_prompt_handler() {
+    let m = Mail::new();
+    m.c.token_set_password(None, Some("s3cret pw")).unwrap();
+    let c = m.d.client();
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (a2, weak) = (asked.clone(), c.downgrade());
+    c.set_prompt_handler(Some(std::sync::Arc::new(move |p: Prompt| {
+        assert_eq!(p.kind, PromptKind::Password);
+        a2.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        weak.upgrade().unwrap().prompt_answer(p.id, Some("s3cret pw")).unwrap();
+    })))
+    .unwrap();
+    let mut out = Vec::new();
+    let op = SmimeOp::Sign { signer: sha(&m.alice) };
+    c.smime_stream(op, SMIME_DER, &mut &MAIL[..], &mut out).unwrap();
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1);
+    let info = c.smime_verify(&out, None, None, 0).unwrap();
+    assert_eq!(info.status, Code::PSM_OK, "{}", info.detail);
+    // Without a handler, a locked token is a clear error at once.
+    let other = m.d.client();
+    let e = other.smime_stream(SmimeOp::Sign { signer: sha(&m.alice) }, 0, &mut &MAIL[..], &mut Vec::new());
+    assert_eq!(e.unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
+}
+
+#[test]
+fn binary_content_is_not_put_in_a_multipart_signed_entity_and_plain_mail_is_not_signed() {
+    let m = Mail::new();
+    let e =
+        m.c.smime_sign(&sha(&m.alice), SMIME_DETACHED | SMIME_BINARY, b"line one\nline two\n").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{e}");
+    // Binary content signs opaque, or as a bare detached signature.
+    for flags in [SMIME_BINARY, SMIME_BINARY | SMIME_DETACHED | SMIME_DER] {
+        let signed = m.c.smime_sign(&sha(&m.alice), flags, b"line one\nline two\n").unwrap();
+        let content = (flags & SMIME_DETACHED != 0).then_some(&b"line one\nline two\n"[..]);
+        let info = m.c.smime_verify(&signed, content, None, SMIME_BINARY).unwrap();
+        assert_eq!(info.status, Code::PSM_OK, "{flags:#x}: {}", info.detail);
+    }
+    let e = m.c.smime_verify(b"Content-Type: text/plain\r\n\r\nhello\r\n", None, None, 0).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_SMIME_NOT_SIGNED, "{e}");
+    assert!(e.message.contains("text/plain"), "{e}");
 }

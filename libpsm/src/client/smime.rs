@@ -105,21 +105,42 @@ impl Client {
     /// Runs `op` over a data channel: reads `input` to its end, writes the
     /// output to `output` as psmd produces it (so neither side ever holds
     /// the whole message), and returns the result (for verify and decrypt).
+    /// The data moves on a second thread while this one waits for psmd's
+    /// result, so prompts (the token password) reach the prompt handler
+    /// meanwhile, on this thread.
     pub fn smime_stream(
         &self,
         op: SmimeOp,
         flags: u32,
-        input: &mut dyn Read,
-        output: &mut dyn Write,
+        input: &mut (dyn Read + Send),
+        output: &mut (dyn Write + Send),
     ) -> Result<Option<SmimeInfo>> {
         let (channel, fd) = match self.conn.call(Request::SmimeStream { op, flags })? {
             (Reply::Channel { channel }, Some(fd)) => (channel, fd),
             (other, _) => return Err(unexpected(&other)),
         };
-        let pumped = pump(&fd, input, output);
-        drop(fd);
+        let (result, pumped) = std::thread::scope(|scope| {
+            let pumper =
+                std::thread::Builder::new().name("psm-smime-pump".into()).spawn_scoped(scope, move || {
+                    let r = pump(&fd, input, output);
+                    // Closing our end tells psmd the input ended (or, after an
+                    // error, lets it fail instead of waiting).
+                    drop(fd);
+                    r
+                });
+            let pumper = match pumper {
+                Ok(p) => p,
+                Err(e) => {
+                    return (Err(Error::io("starting the stream thread", e)), Ok(()));
+                }
+            };
+            let result = self.conn.call(Request::ChannelFinish { channel });
+            let pumped = pumper
+                .join()
+                .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_PANIC, "the stream thread panicked")));
+            (result, pumped)
+        });
         // psmd's verdict first: when it failed, the channel broke because of it.
-        let result = self.conn.call(Request::ChannelFinish { channel });
         match (result, pumped) {
             (Err(e), _) => Err(e),
             (Ok(_), Err(e)) => Err(e),
@@ -142,7 +163,7 @@ const PUMP_BUF: usize = 64 * 1024;
 /// Writes `input` into the channel and copies what comes back to `output`
 /// at the same time (psmd writes output while it still reads input; doing
 /// one after the other would deadlock once both socket buffers fill).
-fn pump(fd: &OwnedFd, input: &mut dyn Read, output: &mut dyn Write) -> Result<()> {
+fn pump(fd: &OwnedFd, input: &mut (dyn Read + Send), output: &mut (dyn Write + Send)) -> Result<()> {
     use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
     use nix::sys::socket::{MsgFlags, Shutdown, recv, send, shutdown};
     let raw = fd.as_raw_fd();

@@ -356,7 +356,7 @@ pub fn verify(data: Vec<u8>, content: Option<Vec<u8>>, from: Option<String>, fla
         if let Some(c) = &content {
             check_inline(c)?;
         }
-        let mut msg = Message::parse(&data)?;
+        let mut msg = parse_signed(&data)?;
         let info = verify_in_memory(jc, &mut msg, content.as_deref(), from.as_deref(), flags)?;
         Ok(Reply::Smime(Box::new(info)))
     })
@@ -400,6 +400,17 @@ pub fn read_certs(data: Vec<u8>) -> BlockingJob {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Reply::Certs(certs))
+    })
+}
+
+/// Parses a message to verify: one that is MIME but not S/MIME is "not
+/// signed", not "cannot decode".
+fn parse_signed(data: &[u8]) -> Result<Message, Error> {
+    Message::parse(data).map_err(|e| match smime::not_smime_type(data) {
+        Some(t) if e.code == Code::PSM_ERR_DECODE => {
+            Error::new(Code::PSM_ERR_SMIME_NOT_SIGNED, format!("the message is {t}, not S/MIME"))
+        }
+        _ => e,
     })
 }
 
@@ -704,7 +715,7 @@ fn verify_streamed(
     let mut whole = std::io::Cursor::new(head).chain(input);
     if framing == detach::Framing::Other {
         let data = read_message(&mut whole)?;
-        let mut msg = Message::parse(&data)?;
+        let mut msg = parse_signed(&data)?;
         drop(data);
         let mut info = verify_in_memory(jc, &mut msg, None, from, flags)?;
         write_bio(out, &std::mem::take(&mut info.content))?;

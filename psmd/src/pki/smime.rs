@@ -153,6 +153,14 @@ pub fn sign(
         return Err(invalid("PSM_SMIME_RSA_PSS needs an RSA key"));
     }
     let detached = flags & SMIME_DETACHED != 0;
+    if detached && flags & SMIME_BINARY != 0 && format == Format::Smime {
+        // The signed part of a multipart/signed entity is MIME text, which
+        // mail transport may re-encode; RFC 8551 3.1 wants it canonical.
+        return Err(invalid(
+            "binary content cannot be the signed part of a multipart/signed entity: sign it opaque, \
+             or as a detached DER or PEM signature",
+        ));
+    }
     // Streaming writes the content as it signs. Two cases finish the
     // structure first instead: a detached DER/PEM signature (OpenSSL's
     // stream encoder would embed the content; finishing digests it into a
@@ -255,15 +263,23 @@ pub fn encrypt(
     }
     let mut cms = Cms::encrypt_partial(cipher, f).map_err(|e| internal("starting the encryption", e))?;
     for r in recipients {
-        let rsa = r.public_key().is_ok_and(|k| k.id() == Id::RSA);
-        let oaep = rsa && flags & SMIME_RSA_OAEP != 0;
-        let rf = if oaep { f | CMS_KEY_PARAM } else { f };
+        let id = r.public_key().map(|k| k.id()).ok();
+        let oaep = id == Some(Id::RSA) && flags & SMIME_RSA_OAEP != 0;
+        let ecdh = id == Some(Id::EC);
+        let rf = if oaep || ecdh { f | CMS_KEY_PARAM } else { f };
         let ctx = cms.add_recipient(r, rf).map_err(|e| {
             Error::new(
                 Code::PSM_ERR_UNSUPPORTED,
                 format!("cannot encrypt to {}: {}", subject(r), openssl_words(&e)),
             )
         })?;
+        if ecdh {
+            // dhSinglePass-stdDH-sha256kdf-scheme rather than OpenSSL's
+            // default SHA-1 KDF (RFC 5753; RFC 8551 recommends SHA-256).
+            // SAFETY: the context of the recipient just added to `cms`, alive.
+            unsafe { ffi::set_ecdh_kdf(ctx, MessageDigest::sha256()) }
+                .map_err(|e| internal("ECDH KDF", e))?;
+        }
         if oaep {
             // SAFETY: the context of the recipient just added to `cms`, alive.
             unsafe { ffi::set_rsa_padding(ctx, ffi::RSA_PKCS1_OAEP_PADDING, Some(MessageDigest::sha256())) }
@@ -529,6 +545,23 @@ pub fn decrypt(
             )
         }
     })
+}
+
+/// The Content-Type of a MIME entity that is not S/MIME at all (say
+/// text/plain, or multipart/mixed), to say so rather than "cannot decode".
+pub fn not_smime_type(data: &[u8]) -> Option<String> {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(data.len());
+    let body = &data[start..];
+    if body.first() == Some(&0x30) || body.starts_with(b"-----BEGIN") {
+        return None;
+    }
+    let head_end = find(body, b"\r\n\r\n").or_else(|| find(body, b"\n\n"))?;
+    let head = String::from_utf8_lossy(&body[..head_end.min(64 * 1024)]).to_ascii_lowercase();
+    let at = head.find("content-type:")?;
+    let value = head[at + "content-type:".len()..].trim_start();
+    let t: String = value.chars().take_while(|c| !c.is_whitespace() && *c != ';').collect();
+    let smime = ["application/pkcs7-mime", "application/x-pkcs7-mime", "multipart/signed"];
+    (!t.is_empty() && !smime.contains(&t.as_str())).then_some(t)
 }
 
 /// Whether a MIME entity's headers say it is signed S/MIME

@@ -128,6 +128,7 @@ unsafe extern "C" {
     fn CMS_RecipientInfo_kari_get0_reks(ri: *mut CMS_RecipientInfo) -> *mut OPENSSL_STACK;
     fn CMS_RecipientEncryptedKey_cert_cmp(rek: *mut CMS_RecipientEncryptedKey, cert: *mut X509) -> c_int;
     fn OBJ_nid2obj(n: c_int) -> *mut ASN1_OBJECT;
+    fn EVP_PKEY_CTX_set_ecdh_kdf_md(ctx: *mut EVP_PKEY_CTX, md: *const EVP_MD) -> c_int;
     fn OBJ_obj2nid(o: *const ASN1_OBJECT) -> c_int;
     fn OBJ_obj2txt(buf: *mut c_char, buf_len: c_int, a: *const ASN1_OBJECT, no_name: c_int) -> c_int;
     fn BIO_new_fd(fd: c_int, close_flag: c_int) -> *mut BIO;
@@ -633,4 +634,19 @@ pub unsafe fn set_rsa_padding(
         }
     }
     Ok(())
+}
+
+/// Sets the KDF digest of an ECDH (key agreement) recipient's key context.
+///
+/// # Safety
+/// As [`set_rsa_padding`].
+pub unsafe fn set_ecdh_kdf(
+    ctx: *mut EVP_PKEY_CTX,
+    md: openssl::hash::MessageDigest,
+) -> Result<(), openssl::error::ErrorStack> {
+    if ctx.is_null() {
+        return Err(openssl::error::ErrorStack::get());
+    }
+    // SAFETY: a live context from CMS_RecipientInfo_get0_pkey_ctx.
+    check(unsafe { EVP_PKEY_CTX_set_ecdh_kdf_md(ctx, md.as_ptr()) })
 }
