@@ -11,7 +11,7 @@ EXAMPLES=$(cd "$(dirname "$0")" && pwd)
 SIZE_MIB=64
 
 for f in "$BUILD/psmd" "$EXAMPLES/psm-status" "$EXAMPLES/psm-sha256" \
-    "$EXAMPLES/psm-certutil" "$EXAMPLES/psm-fetch"; do
+    "$EXAMPLES/psm-certutil" "$EXAMPLES/psm-fetch" "$EXAMPLES/psm-mail"; do
     [ -x "$f" ] || { echo "demo: $f is missing; run 'make examples' first" >&2; exit 1; }
 done
 
@@ -114,3 +114,48 @@ echo "-- psm-certutil import ca.pem --trust ca-tls:"
 echo "-- psm-fetch https://localhost:$port/ (on stderr the status and security info, then the page):"
 "$EXAMPLES/psm-fetch" "https://localhost:$port/" > "$dir/page.html"
 head -n 4 "$dir/page.html" | sed 's/^/    /'
+echo
+echo
+
+echo "== psm-mail: a signed and encrypted e-mail from Alice to Bob"
+# A CA and two people (RSA, emailProtection, their address as an rfc822Name
+# SAN), made with openssl; their keys go into psm as PKCS#12 files (one psm
+# holds both here; in life each has their own).
+mkdir "$dir/mail"
+(
+    cd "$dir/mail"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+        -subj "/CN=psm demo mail CA" -keyout ca.key -out ca.pem \
+        -addext "keyUsage=critical,keyCertSign" 2>/dev/null
+    for who in alice bob; do
+        openssl req -new -newkey rsa:2048 -nodes -subj "/CN=$who" -keyout "$who.key" \
+            -out "$who.csr" 2>/dev/null
+        printf 'subjectAltName=email:%s@example.org\nextendedKeyUsage=emailProtection\nkeyUsage=critical,digitalSignature,keyEncipherment\n' \
+            "$who" > "$who.ext"
+        openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 1 \
+            -extfile "$who.ext" -out "$who.pem" 2>/dev/null
+        openssl pkcs12 -export -inkey "$who.key" -in "$who.pem" -name "$who" \
+            -passout pass:demo -out "$who.p12"
+    done
+    printf 'From: alice@example.org\nTo: bob@example.org\nSubject: lunch\nContent-Type: text/plain\n\nTuesday at noon?\n' \
+        > note.eml
+)
+echo "-- psm-certutil import ca.pem --trust ca-email, and both PKCS#12 files:"
+"$EXAMPLES/psm-certutil" import "$dir/mail/ca.pem" --trust ca-email
+"$EXAMPLES/psm-certutil" import-p12 "$dir/mail/alice.p12" --password demo
+"$EXAMPLES/psm-certutil" import-p12 "$dir/mail/bob.p12" --password demo
+(
+    cd "$dir/mail"
+    echo "-- Alice signs, then encrypts to Bob and herself:"
+    "$EXAMPLES/psm-mail" sign --signer alice@example.org note.eml note.signed.eml
+    "$EXAMPLES/psm-mail" encrypt --to bob@example.org --to alice@example.org \
+        note.signed.eml note.p7m.eml
+    echo "$(grep -m1 '^Content-Type' note.p7m.eml) ($(wc -c < note.p7m.eml) bytes)"
+    echo "-- Bob decrypts it and checks the signature inside:"
+    "$EXAMPLES/psm-mail" decrypt --verify --from alice@example.org note.p7m.eml note.txt 2>&1
+    echo "-- what Bob reads:"
+    tr -d '\r' < note.txt | sed 's/^/    /'
+    echo "-- openssl cms -verify accepts what psm signed:"
+    openssl cms -verify -inform SMIME -in note.signed.eml -CAfile ca.pem -purpose smimesign \
+        -out /dev/null
+)
