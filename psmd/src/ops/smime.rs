@@ -177,6 +177,8 @@ pub struct Cache {
     certs: Mutex<HashMap<(String, bool), Checked>>,
     /// Valid signer chains by leaf and the certificates the message carried.
     verdicts: Mutex<HashMap<ChainKey, GoodChain>>,
+    /// Certificates as the store describes them, by fingerprint.
+    described: Mutex<HashMap<[u8; 32], (u64, CertInfo)>>,
 }
 
 /// A signer's certificate and a digest of the certificates presented with it.
@@ -421,6 +423,26 @@ fn describe(store: &Store, der: &[u8]) -> Result<CertInfo, Error> {
     }
 }
 
+/// [`describe`] through the cache: signers and their CAs recur, and a
+/// store lookup costs more than the rest of a verification.
+fn describe_cached(jc: &JobCtx<'_>, store: &Store, der: &[u8]) -> Result<CertInfo, Error> {
+    let generation = store.generation();
+    let fp = verify::fingerprint(der);
+    let cache = &jc.ctx.smime.described;
+    if let Some((g, info)) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&fp)
+        && *g == generation
+    {
+        return Ok(info.clone());
+    }
+    let info = describe(store, der)?;
+    let mut described = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if described.len() >= CACHE_ENTRIES {
+        described.clear();
+    }
+    described.insert(fp, (generation, info.clone()));
+    Ok(info)
+}
+
 /// Checks a SignedData: the signature (OpenSSL), then the signer's chain,
 /// address and the time it claims (psm's verifier).
 fn verify_message(
@@ -502,7 +524,7 @@ fn judge(jc: &JobCtx<'_>, check: &SigCheck, from: Option<&str>, flags: u32) -> R
         None => None,
     };
     if let Some(der) = &signer_der {
-        info.signer = Some(describe(&store, der)?);
+        info.signer = Some(describe_cached(jc, &store, der)?);
     }
     let sig_status = match check.outcome {
         SigOutcome::Good => Code::PSM_OK,
@@ -528,7 +550,7 @@ fn judge(jc: &JobCtx<'_>, check: &SigCheck, from: Option<&str>, flags: u32) -> R
     let v_at = signer_verdict(jc, generation, &der, &presented, at, &trust);
     let v_now =
         if at == now { v_at.clone() } else { signer_verdict(jc, generation, &der, &presented, now, &trust) };
-    info.chain = v_at.chain.iter().map(|d| describe(&store, d)).collect::<Result<_, _>>()?;
+    info.chain = v_at.chain.iter().map(|d| describe_cached(jc, &store, d)).collect::<Result<_, _>>()?;
     info.status_now = if sig_status != Code::PSM_OK { sig_status } else { v_now.status.code() };
     if sig_status != Code::PSM_OK {
         return Ok(info);
