@@ -59,6 +59,9 @@ const READ_BUF: usize = 256 * 1024;
 /// Kernel buffer for the application's end of a data channel: fewer, larger
 /// writes make streaming cheaper.
 const CHANNEL_SOCKET_BUF: usize = 1024 * 1024;
+/// How long an S/MIME stream waits for its application to write input or
+/// read output before it fails.
+const STREAM_IDLE: Duration = Duration::from_secs(5 * 60);
 
 pub struct Config {
     pub test_hooks: bool,
@@ -504,6 +507,9 @@ impl EventLoop {
         let ctx = self.stats.tls.clone();
         let started = handshake::spawn_blocking(&self.stats.tls, move || {
             let jc = crate::ops::smime::JobCtx { ctx: &ctx, to, can_prompt };
+            // Nothing an earlier job left on this thread's OpenSSL error
+            // queue may colour this one's errors.
+            drop(openssl::error::ErrorStack::get());
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&jc)))
                 .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the operation panicked")));
             ctx.mailbox.post(LoopMsg::Reply { to, result });
@@ -529,6 +535,10 @@ impl EventLoop {
         let opened = (|| {
             let (ours, theirs) = psm::transport::socketpair().map_err(|e| Error::io("socketpair", e))?;
             let ours = std::os::unix::net::UnixStream::from(ours);
+            // An application that stops feeding (or draining) its stream
+            // must not hold a thread for ever.
+            ours.set_read_timeout(Some(STREAM_IDLE)).map_err(|e| Error::io("channel socket", e))?;
+            ours.set_write_timeout(Some(STREAM_IDLE)).map_err(|e| Error::io("channel socket", e))?;
             // The loop keeps a second descriptor of our end only to shut
             // it down (ending the thread's I/O) if the channel is dropped.
             let kept = ours.try_clone().map_err(|e| Error::io("channel socket", e))?;
@@ -544,6 +554,7 @@ impl EventLoop {
         let ctx = self.stats.tls.clone();
         let started = handshake::spawn_blocking(&self.stats.tls, move || {
             let jc = crate::ops::smime::JobCtx { ctx: &ctx, to, can_prompt };
+            drop(openssl::error::ErrorStack::get());
             let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&jc, ours)))
                 .unwrap_or_else(|_| Err(Error::new(Code::PSM_ERR_INTERNAL, "the operation panicked")));
             ctx.mailbox.post(LoopMsg::StreamDone { to, channel, result });

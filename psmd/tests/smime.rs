@@ -283,3 +283,51 @@ fn binary_content_is_not_put_in_a_multipart_signed_entity_and_plain_mail_is_not_
     assert_eq!(e.code, Code::PSM_ERR_SMIME_NOT_SIGNED, "{e}");
     assert!(e.message.contains("text/plain"), "{e}");
 }
+
+#[test]
+fn wrapping_is_unwrapped_to_a_limit_and_content_given_apart_must_be_signed() {
+    let m = Mail::new();
+    // signed, then encrypted twice: three layers, unwrapped in one call.
+    let signed = m.c.smime_sign(&sha(&m.alice), 0, MAIL).unwrap();
+    let mut msg = m.c.smime_encrypt(&[&sha(&m.bob)], 0, &signed).unwrap();
+    msg = m.c.smime_encrypt(&[&sha(&m.bob)], 0, &msg).unwrap();
+    let info = m.c.smime_decrypt(&msg, Some("alice@example.com"), SMIME_VERIFY_INNER).unwrap();
+    assert_eq!(info.status, Code::PSM_OK, "{}", info.detail);
+    assert_eq!(info.content.as_ref(), CANON);
+    // A fourth layer is refused, however many more follow.
+    for _ in 0..20 {
+        msg = m.c.smime_encrypt(&[&sha(&m.bob)], 0, &msg).unwrap();
+    }
+    let e = m.c.smime_decrypt(&msg, None, SMIME_VERIFY_INNER).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_DECODE, "{e}");
+    assert!(e.message.contains("wrapped more than"), "{e}");
+    m.c.ping().unwrap();
+
+    // An opaque signed message offered as the "signature" of other
+    // content: the content is not what was signed, so it is refused.
+    let opaque = m.c.smime_sign(&sha(&m.alice), SMIME_DER, MAIL).unwrap();
+    let e =
+        m.c.smime_verify(&opaque, Some(b"Content-Type: text/plain\n\nPay Mallory.\n"), None, 0).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{e}");
+    // Also when padded past the inline size (it used to stream and check
+    // its own content instead).
+    let mut padded = opaque.clone();
+    padded.extend(std::iter::repeat_n(b'\n', MAX_INLINE_SMIME));
+    let e = m.c.smime_verify(&padded, Some(b"Pay Mallory."), None, 0).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{e}");
+}
+
+#[test]
+fn an_opaque_binary_signature_verifies_the_same_streamed_or_not() {
+    let m = Mail::new();
+    let data = b"line1\nline2\n";
+    let signed = m.c.smime_sign(&sha(&m.alice), SMIME_DER | SMIME_BINARY, data).unwrap();
+    let inline = m.c.smime_verify(&signed, None, None, 0).unwrap();
+    assert_eq!(inline.status, Code::PSM_OK, "{}", inline.detail);
+    let mut out = Vec::new();
+    let op = SmimeOp::Verify { signature: None, from: None };
+    let streamed = m.c.smime_stream(op, 0, &mut &signed[..], &mut out).unwrap().unwrap();
+    assert_eq!(streamed.status, Code::PSM_OK, "{}", streamed.detail);
+    assert_eq!(out, inline.content.as_ref());
+    assert_eq!(out, data);
+}

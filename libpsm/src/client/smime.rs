@@ -48,12 +48,20 @@ impl Client {
     ) -> Result<SmimeInfo> {
         let from = from.map(str::to_string);
         match content {
-            Some(c) if c.len() > MAX_INLINE_SMIME => {
+            // A detached signature's content streams when large; the
+            // signature itself always travels in the request.
+            Some(c) if c.len() > MAX_INLINE_SMIME || msg.len() > MAX_INLINE_SMIME => {
+                if msg.len() > MAX_INLINE_SMIME {
+                    return Err(Error::new(
+                        Code::PSM_ERR_INVALID_ARGUMENT,
+                        "a detached signature larger than 512 KiB: no real signature is that large",
+                    ));
+                }
                 let op = SmimeOp::Verify { signature: Some(crate::proto::ByteBuf::from(msg.to_vec())), from };
                 self.smime_stream(op, flags, &mut &c[..], &mut std::io::sink())?
                     .ok_or_else(|| Error::new(Code::PSM_ERR_PROTOCOL, "verify stream without a result"))
             }
-            _ if msg.len() > MAX_INLINE_SMIME => {
+            None if msg.len() > MAX_INLINE_SMIME => {
                 let mut out = Vec::new();
                 let mut info = self
                     .smime_stream(SmimeOp::Verify { signature: None, from }, flags, &mut &msg[..], &mut out)?

@@ -427,6 +427,7 @@ unsafe fn run_stream(
             // SAFETY: non-NULL, writable per the contract.
             unsafe { result_out(Ok(info), out) }
         }
+        Ok(None) if !out.is_null() => fail_code(Code::PSM_ERR_PROTOCOL, "psmd sent no result for the stream"),
         Ok(_) => Code::PSM_OK,
         Err(e) => fail(e),
     }

@@ -148,8 +148,9 @@ mod tests {
     use super::*;
     use crate::error::{Code, Error};
     use crate::proto::{
-        CertInfo, CertUsage, Event, HashAlg, KeyKind, Prompt, PromptKind, Reply, Request, Secret, SigKind,
-        SslOpts, Verification,
+        CertInfo, CertUsage, Event, HashAlg, KeyKind, Prompt, PromptKind, Reply, Request, SMIME_CBC,
+        SMIME_DER, SMIME_DETACHED, SMIME_VERIFY_INNER, Secret, SigKind, SmimeInfo, SmimeOp, SslOpts,
+        Verification,
     };
 
     fn all_requests() -> Vec<Request> {
@@ -193,6 +194,21 @@ mod tests {
             Request::SslPeerCerts { channel: 3 },
             Request::SetPromptHandler { enabled: true },
             Request::PromptAnswer { id: 4, answer: Some(Secret("once".into())) },
+            Request::SmimeSign { signer: "sha256:ab".into(), flags: SMIME_DETACHED, data: b"body".to_vec() },
+            Request::SmimeVerify {
+                data: vec![0x30, 0x80],
+                content: Some(serde_bytes::ByteBuf::from(b"c".to_vec())),
+                from: Some("a@example.com".into()),
+                flags: 0,
+            },
+            Request::SmimeEncrypt { recipients: vec!["bob".into()], flags: SMIME_CBC, data: vec![1] },
+            Request::SmimeDecrypt { data: vec![2], from: None, flags: SMIME_VERIFY_INNER },
+            Request::SmimeCertsOnly { certs: vec!["a".into(), "b".into()], flags: SMIME_DER },
+            Request::SmimeReadCerts { data: vec![3] },
+            Request::SmimeStream {
+                op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
+                flags: 0,
+            },
         ]
     }
 
@@ -268,6 +284,22 @@ mod tests {
                 })),
             },
             ServerFrame::Reply { id: 7, result: Err(Error::new(Code::PSM_ERR_CERT_EXPIRED, "x")) },
+            ServerFrame::Reply {
+                id: 10,
+                result: Ok(Reply::Smime(Box::new(SmimeInfo {
+                    status: Code::PSM_ERR_SMIME_ADDRESS_MISMATCH,
+                    detail: "for b@example.com".into(),
+                    signed: true,
+                    encrypted: true,
+                    signer: Some(sample_cert()),
+                    chain: vec![sample_cert()],
+                    signing_time: 1_800_000_000,
+                    status_now: Code::PSM_ERR_CERT_EXPIRED,
+                    digest: "sha256".into(),
+                    cipher: "AuthEnvelopedData".into(),
+                    content: serde_bytes::ByteBuf::from(b"hi".to_vec()),
+                }))),
+            },
             ServerFrame::Event(Event::Shutdown { reason: "SIGTERM".into() }),
             ServerFrame::Event(Event::Dialog {
                 id: 1,

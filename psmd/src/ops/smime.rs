@@ -16,7 +16,7 @@ use crate::store::Store;
 use crate::tls::TlsContext;
 use openssl::x509::X509;
 use psm::proto::{
-    CERTS_USER, CertInfo, CertUsage, MAX_INLINE_SMIME, PromptKind, Reply, SMIME_ALL_FLAGS,
+    CERTS_USER, CertInfo, CertUsage, MAX_INLINE_SMIME, PromptKind, Reply, SMIME_ALL_FLAGS, SMIME_BINARY,
     SMIME_REMEMBER_SIGNER, SMIME_VERIFY_INNER, SmimeInfo, SmimeOp,
 };
 use psm::{Code, Error};
@@ -368,7 +368,7 @@ pub fn decrypt(data: Vec<u8>, from: Option<String>, flags: u32) -> BlockingJob {
     Box::new(move |jc| {
         check_flags(flags)?;
         check_inline(&data)?;
-        Ok(Reply::Smime(Box::new(decrypt_message(jc, &data, from.as_deref(), flags)?)))
+        Ok(Reply::Smime(Box::new(decrypt_message(jc, &data, from.as_deref(), flags, 1)?)))
     })
 }
 
@@ -656,15 +656,22 @@ fn decrypt_to(
     Ok(info)
 }
 
-fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32) -> Result<SmimeInfo, Error> {
+/// Decrypts `data`, the `depth`-th layer of a message (1: the outermost).
+fn decrypt_message(
+    jc: &JobCtx<'_>,
+    data: &[u8],
+    from: Option<&str>,
+    flags: u32,
+    depth: usize,
+) -> Result<SmimeInfo, Error> {
     let mut msg = Message::parse(data)?;
     let cipher = encrypted_kind(&msg)?;
     let out = Bio::mem().map_err(bio_error)?;
     let info = decrypt_to(jc, &mut msg, None, &out, flags)?;
     drop(msg);
     let content = out.mem_contents();
-    let mut result = if flags & SMIME_VERIFY_INNER != 0 && smime::looks_signed(&content) {
-        unwrap_signed(jc, &content, from, flags, 1)?
+    let mut result = if flags & SMIME_VERIFY_INNER != 0 && smime::looks_smime(&content) {
+        unwrap_inner(jc, &content, from, flags, depth + 1)?
     } else {
         let mut i = empty_info();
         i.detail = format!("decrypted with the key of {}", info.subject);
@@ -676,9 +683,9 @@ fn decrypt_message(jc: &JobCtx<'_>, data: &[u8], from: Option<&str>, flags: u32)
     Ok(result)
 }
 
-/// Verifies a signed entity found inside a decrypted one; an encrypted
-/// one inside that is decrypted in turn, up to `MAX_LAYERS`.
-fn unwrap_signed(
+/// Verifies a signed entity found inside a decrypted one, or decrypts an
+/// encrypted one in turn: the `depth`-th layer, at most `MAX_LAYERS`.
+fn unwrap_inner(
     jc: &JobCtx<'_>,
     entity: &[u8],
     from: Option<&str>,
@@ -686,17 +693,18 @@ fn unwrap_signed(
     depth: usize,
 ) -> Result<SmimeInfo, Error> {
     if depth > MAX_LAYERS {
-        return Err(Error::new(
-            Code::PSM_ERR_DECODE,
-            format!("the message is wrapped more than {MAX_LAYERS} times"),
-        ));
+        return Err(too_deep());
     }
     let mut msg = Message::parse(entity)?;
     match msg.kind() {
         Kind::Signed => verify_in_memory(jc, &mut msg, None, from, flags),
-        Kind::Enveloped | Kind::AuthEnveloped => decrypt_message(jc, entity, from, flags),
+        Kind::Enveloped | Kind::AuthEnveloped => decrypt_message(jc, entity, from, flags, depth),
         Kind::Other(t) => Err(Error::new(Code::PSM_ERR_UNSUPPORTED, format!("the inner message is {t}"))),
     }
+}
+
+fn too_deep() -> Error {
+    Error::new(Code::PSM_ERR_DECODE, format!("the message is wrapped more than {MAX_LAYERS} times"))
 }
 
 /// Waits for the first input byte without consuming it: true when the
@@ -743,33 +751,40 @@ fn verify_streamed(
         write_bio(out, &std::mem::take(&mut info.content))?;
         return Ok(info);
     }
-    let d = detach::detach(whole, framing)?;
+    let d = detach::detach(whole, framing, &spool_dir(jc))?;
     let mut msg = Message::parse(&d.der)?;
     let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
-    verify_message(jc, &mut msg, None, Some(&content), Some(out), from, flags)
+    // The spooled eContent is the bytes that were signed: digest them as
+    // they are, as verifying the message whole would.
+    verify_message(jc, &mut msg, None, Some(&content), Some(out), from, flags | SMIME_BINARY)
 }
 
 /// Decrypts a message read from `input` into `out`, in bounded memory as
 /// [`verify_streamed`]; with `SMIME_VERIFY_INNER` the plaintext is spooled
-/// and a signed message in it verified in turn.
+/// and a signed (or encrypted) message in it unwrapped in turn: the
+/// `depth`-th layer, at most `MAX_LAYERS`.
 fn decrypt_streamed(
     jc: &JobCtx<'_>,
     mut input: impl Read,
     out: &Bio<'_>,
     from: Option<&str>,
     flags: u32,
+    depth: usize,
 ) -> Result<SmimeInfo, Error> {
+    if depth > MAX_LAYERS {
+        return Err(too_deep());
+    }
     let head = read_head(&mut input)?;
     let framing = detach::framing(&head);
     let mut whole = std::io::Cursor::new(head).chain(input);
     if framing == detach::Framing::Other {
         let data = read_message(&mut whole)?;
-        let mut info = decrypt_message(jc, &data, from, flags)?;
+        let mut info = decrypt_message(jc, &data, from, flags, depth)?;
         drop(data);
         write_bio(out, &std::mem::take(&mut info.content))?;
         return Ok(info);
     }
-    let d = detach::detach(whole, framing)?;
+    let d = detach::detach(whole, framing, &spool_dir(jc))?;
     let mut msg = Message::parse(&d.der)?;
     let cipher = encrypted_kind(&msg)?;
     let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
@@ -779,7 +794,7 @@ fn decrypt_streamed(
         i.detail = format!("decrypted with the key of {}", used.subject);
         i
     } else {
-        let mut plain = detach::spool_file()?;
+        let mut plain = detach::spool_file(&spool_dir(jc))?;
         let used = {
             let sink = Bio::buffered_fd(plain.as_fd()).map_err(bio_error)?;
             let used = decrypt_to(jc, &mut msg, Some(&content), &sink, flags)?;
@@ -792,25 +807,37 @@ fn decrypt_streamed(
         rewind(&mut plain)?;
         let head = read_head(&mut plain)?;
         rewind(&mut plain)?;
-        if smime::looks_signed(&head) {
-            verify_streamed(jc, plain, out, from, flags)?
-        } else {
-            let mut buf = vec![0u8; 64 * 1024];
-            loop {
-                let n = plain.read(&mut buf).map_err(|e| Error::io("temporary file", e))?;
-                if n == 0 {
-                    break;
-                }
-                write_bio(out, &buf[..n])?;
+        match smime::smime_entity(&head) {
+            Some(smime::Inner::Signed) if depth < MAX_LAYERS => verify_streamed(jc, plain, out, from, flags)?,
+            Some(smime::Inner::Encrypted) => {
+                let mut inner = decrypt_streamed(jc, plain, out, from, flags, depth + 1)?;
+                inner.encrypted = true;
+                return Ok(inner);
             }
-            let mut i = empty_info();
-            i.detail = format!("decrypted with the key of {}", used.subject);
-            i
+            Some(_) => return Err(too_deep()),
+            None => {
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = plain.read(&mut buf).map_err(|e| Error::io("temporary file", e))?;
+                    if n == 0 {
+                        break;
+                    }
+                    write_bio(out, &buf[..n])?;
+                }
+                let mut i = empty_info();
+                i.detail = format!("decrypted with the key of {}", used.subject);
+                i
+            }
         }
     };
     info.encrypted = true;
     info.cipher = cipher.into();
     Ok(info)
+}
+
+/// Where streams spool: the profile directory.
+fn spool_dir(jc: &JobCtx<'_>) -> std::path::PathBuf {
+    jc.ctx.lock_store().dir.clone()
 }
 
 fn write_bio(out: &Bio<'_>, data: &[u8]) -> Result<(), Error> {
@@ -889,7 +916,7 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
         SmimeOp::Decrypt { from } => {
             let reader = sock.try_clone().map_err(|e| Error::io("data channel", e))?;
             let out = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
-            let info = decrypt_streamed(jc, reader, &out, from.as_deref(), flags)?;
+            let info = decrypt_streamed(jc, reader, &out, from.as_deref(), flags, 1)?;
             out.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Smime(Box::new(info)))
         }

@@ -451,6 +451,19 @@ pub fn check_signature(
         check.detail = format!("the message has {n} signatures; psm checks at most {MAX_SIGNERS}");
         return Ok(check);
     }
+    if (content.is_some() || content_bio.is_some()) && !msg.cms.is_detached() {
+        // Checking other content than the one signed would let a message
+        // carry what it likes next to somebody's old signed message.
+        return Err(invalid(
+            "content was given apart, but the message carries its own: it is not a detached signature",
+        ));
+    }
+    let (econtent, econtent_name) = msg.cms.econtent_type();
+    if econtent != ffi::NID_PKCS7_DATA {
+        check.outcome = SigOutcome::Unsupported;
+        check.detail = format!("the signed content is {econtent_name}, not a message");
+        return Ok(check);
+    }
     let mut st = Stack::new().map_err(|e| internal("stack", e))?;
     for c in extra {
         st.push(c.clone()).map_err(|e| internal("stack", e))?;
@@ -564,19 +577,77 @@ pub fn not_smime_type(data: &[u8]) -> Option<String> {
     (!t.is_empty() && !smime.contains(&t.as_str())).then_some(t)
 }
 
-/// Whether a MIME entity's headers say it is signed S/MIME
-/// (multipart/signed, or application/pkcs7-mime signed-data), so that a
-/// decrypted message can be verified in the same call.
-pub fn looks_signed(entity: &[u8]) -> bool {
-    let head_end =
-        find(entity, b"\r\n\r\n").or_else(|| find(entity, b"\n\n")).unwrap_or(entity.len().min(8192));
-    let head = String::from_utf8_lossy(&entity[..head_end.min(64 * 1024)]).to_ascii_lowercase();
-    let Some(ct) = head.find("content-type:") else { return false };
-    let value = &head[ct..];
-    value.starts_with("content-type: multipart/signed")
-        || value.starts_with("content-type:multipart/signed")
-        || ((value.contains("application/pkcs7-mime") || value.contains("application/x-pkcs7-mime"))
-            && !value.contains("enveloped-data"))
+/// What an S/MIME entity wraps, by its Content-Type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inner {
+    Signed,
+    Encrypted,
+}
+
+/// Whether `entity` is a MIME entity whose Content-Type is S/MIME
+/// (multipart/signed, or application/pkcs7-mime), so that a decrypted
+/// message can be unwrapped further in the same call. The entity must
+/// start with a well-formed header block: a DER body that merely contains
+/// the words does not count.
+pub fn looks_smime(entity: &[u8]) -> bool {
+    smime_entity(entity).is_some()
+}
+
+/// As [`looks_smime`], saying whether the entity is signed or encrypted
+/// (its `smime-type`; signed when it does not say).
+pub fn smime_entity(entity: &[u8]) -> Option<Inner> {
+    const MAX_HEAD: usize = 64 * 1024;
+    let mut content_type: Option<String> = None;
+    let mut current: Option<(String, String)> = None;
+    let mut rest = &entity[..entity.len().min(MAX_HEAD)];
+    loop {
+        let nl = rest.iter().position(|&b| b == b'\n')?;
+        let line = &rest[..nl];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        rest = &rest[nl + 1..];
+        if line.is_empty() {
+            break;
+        }
+        if !line.iter().all(|b| b.is_ascii() && (!b.is_ascii_control() || *b == b'\t')) {
+            return None;
+        }
+        let text = String::from_utf8_lossy(line).into_owned();
+        if text.starts_with([' ', '\t']) {
+            // A folded continuation of the previous header.
+            let (_, v) = current.as_mut()?;
+            v.push(' ');
+            v.push_str(text.trim());
+            continue;
+        }
+        if let Some((name, value)) = current.take()
+            && name == "content-type"
+        {
+            content_type = Some(value);
+        }
+        let (name, value) = text.split_once(':')?;
+        if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic()) {
+            return None;
+        }
+        current = Some((name.to_ascii_lowercase(), value.trim().to_string()));
+    }
+    if let Some((name, value)) = current
+        && name == "content-type"
+    {
+        content_type = Some(value);
+    }
+    let ct = content_type?.to_ascii_lowercase();
+    let media = ct.split(';').next().unwrap_or("").trim().to_string();
+    match media.as_str() {
+        "multipart/signed" => Some(Inner::Signed),
+        "application/pkcs7-mime" | "application/x-pkcs7-mime" => {
+            let encrypted = ct.split(';').skip(1).any(|p| {
+                let p = p.trim().replace('"', "");
+                p == "smime-type=enveloped-data" || p == "smime-type=authenveloped-data"
+            });
+            Some(if encrypted { Inner::Encrypted } else { Inner::Signed })
+        }
+        _ => None,
+    }
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {

@@ -25,6 +25,8 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub struct Store {
     db: Connection,
+    /// The profile directory (private to the user).
+    pub dir: PathBuf,
 }
 
 pub(crate) fn db_error(e: rusqlite::Error) -> Error {
@@ -60,7 +62,7 @@ impl Store {
         db.pragma_update(None, "synchronous", "FULL").map_err(db_error)?;
         db.pragma_update(None, "foreign_keys", "ON").map_err(db_error)?;
         db.pragma_update(None, "secure_delete", "ON").map_err(db_error)?;
-        let mut store = Store { db };
+        let mut store = Store { db, dir: dir.to_path_buf() };
         schema::migrate(&mut store.db)?;
         Ok(store)
     }

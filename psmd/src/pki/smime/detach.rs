@@ -19,6 +19,8 @@ use std::io::{self, BufRead, Read, Seek, Write};
 
 /// Everything of a message but its content, kept in memory.
 pub const MAX_REST: usize = 32 * 1024 * 1024;
+/// Largest content spooled to disk.
+pub const MAX_SPOOL: u64 = 4 << 30;
 /// Nesting of BER containers walked.
 const MAX_DEPTH: usize = 32;
 /// Longest MIME header block of an opaque S/MIME entity.
@@ -77,17 +79,19 @@ struct Base64Reader<R> {
     out: Vec<u8>,
     pos: usize,
     done: bool,
+    /// Characters of an incomplete quantum, for the next round.
+    carry: Vec<u8>,
 }
 
 impl<R: BufRead> Base64Reader<R> {
     fn new(inner: R) -> Self {
-        Base64Reader { inner, out: Vec::new(), pos: 0, done: false }
+        Base64Reader { inner, out: Vec::new(), pos: 0, done: false, carry: Vec::new() }
     }
 
     fn refill(&mut self) -> io::Result<()> {
         self.out.clear();
         self.pos = 0;
-        let mut text = Vec::with_capacity(64 * 1024);
+        let mut text = std::mem::take(&mut self.carry);
         while !self.done && text.len() < 48 * 1024 {
             let mut line = Vec::new();
             let n = (&mut self.inner).take(16 * 1024).read_until(b'\n', &mut line)?;
@@ -103,9 +107,7 @@ impl<R: BufRead> Base64Reader<R> {
         }
         // Decode whole quanta; keep a partial one for the next round.
         let whole = if self.done { text.len() } else { text.len() / 4 * 4 };
-        if !self.done && whole < text.len() {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "base64 line lengths not multiples of 4"));
-        }
+        self.carry = text.split_off(whole);
         if whole > 0 {
             self.out = openssl::base64::decode_block(std::str::from_utf8(&text[..whole]).unwrap_or("!"))
                 .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "the message's base64 is damaged"))?;
@@ -138,6 +140,8 @@ struct Ber<R> {
     kept: usize,
     /// Bytes read so far.
     pos: u64,
+    /// Content bytes written to the spool.
+    spooled: u64,
 }
 
 #[derive(Clone, Copy)]
@@ -213,23 +217,31 @@ impl<R: Read> Ber<R> {
         Ok(h)
     }
 
+    /// Counts `n` more bytes kept in memory, refusing past [`MAX_REST`].
+    fn count(&mut self, n: u64) -> Result<usize, Error> {
+        let left = (MAX_REST - self.kept) as u64;
+        if n > left {
+            return Err(bad(format!(
+                "the message's fields besides its content exceed {} MiB",
+                MAX_REST >> 20
+            )));
+        }
+        self.kept += n as usize;
+        Ok(n as usize)
+    }
+
     /// Reads a whole element whose header was read, appending its
     /// encoding (header re-encoded as it came) to `out`.
     fn keep(&mut self, h: Header, out: &mut Vec<u8>, depth: usize) -> Result<(), Error> {
         if depth > MAX_DEPTH {
             return Err(bad("BER nested too deep"));
         }
+        let before = out.len();
         encode_header(h, out);
+        self.count((out.len() - before) as u64)?;
         match h.len {
             Some(n) => {
-                let n = usize::try_from(n).map_err(|_| bad("length too large"))?;
-                self.kept += n;
-                if self.kept > MAX_REST {
-                    return Err(bad(format!(
-                        "the message's fields besides its content exceed {} MiB",
-                        MAX_REST >> 20
-                    )));
-                }
+                let n = self.count(n)?;
                 let start = out.len();
                 out.resize(start + n, 0);
                 self.r.read_exact(&mut out[start..]).map_err(io_err)?;
@@ -238,6 +250,7 @@ impl<R: Read> Ber<R> {
             None => loop {
                 let c = self.header()?;
                 if c.tag == 0 && c.len == Some(0) {
+                    self.count(2)?;
                     out.extend_from_slice(&[0, 0]);
                     break;
                 }
@@ -255,8 +268,12 @@ impl<R: Read> Ber<R> {
         }
         if !h.constructed() {
             let n = h.len.unwrap_or(0);
+            if self.spooled.saturating_add(n) > MAX_SPOOL {
+                return Err(bad(format!("the message's content is larger than {} GiB", MAX_SPOOL >> 30)));
+            }
             let copied = io::copy(&mut (&mut self.r).take(n), sink).map_err(io_err)?;
             self.pos += copied;
+            self.spooled += copied;
             if copied != n {
                 return Err(bad("the message ends inside its content (truncated)"));
             }
@@ -265,7 +282,7 @@ impl<R: Read> Ber<R> {
         let mut total = 0;
         let end = self.end_of(h);
         while let Some(c) = self.next_in(end)? {
-            if c.tag & 0x1f != 0x04 {
+            if c.tag != 0x04 && c.tag != 0x24 {
                 return Err(bad("content pieces that are not OCTET STRINGs"));
             }
             total += self.octets(c, sink, depth + 1)?;
@@ -309,29 +326,36 @@ pub struct Detached {
     pub content_len: u64,
 }
 
-/// An unnamed file only this process can reach (O_TMPFILE: gone when closed).
-pub fn spool_file() -> Result<std::fs::File, Error> {
+/// An unnamed file only this process can reach (O_TMPFILE: gone when
+/// closed, even if psmd is killed), in `dir` (the private profile
+/// directory, on disk rather than a RAM-backed /tmp) or, where that file
+/// system cannot, the temporary directory.
+pub fn spool_file(dir: &std::path::Path) -> Result<std::fs::File, Error> {
     use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
-        .mode(0o600)
-        .open(std::env::temp_dir())
+    let open = |d: &std::path::Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+            .mode(0o600)
+            .open(d)
+    };
+    open(dir)
+        .or_else(|_| open(&std::env::temp_dir()))
         .map_err(|e| Error::io("creating a temporary file for the message's content", e))
 }
 
 /// Reads a whole message from `input` (framed as `framing`), spooling its
 /// content to a temporary file.
-pub fn detach(input: impl Read, framing: Framing) -> Result<Detached, Error> {
+pub fn detach(input: impl Read, framing: Framing, spool_dir: &std::path::Path) -> Result<Detached, Error> {
     let mut buffered = io::BufReader::with_capacity(64 * 1024, input);
     match framing {
-        Framing::Der => detach_ber(&mut buffered),
+        Framing::Der => detach_ber(&mut buffered, spool_dir),
         Framing::Pem => {
             // Skip the BEGIN line.
             let mut line = Vec::new();
             (&mut buffered).take(256).read_until(b'\n', &mut line).map_err(io_err)?;
-            detach_ber(&mut Base64Reader::new(buffered))
+            detach_ber(&mut Base64Reader::new(buffered), spool_dir)
         }
         Framing::Smime => {
             let mut seen = 0;
@@ -346,15 +370,15 @@ pub fn detach(input: impl Read, framing: Framing) -> Result<Detached, Error> {
                     break;
                 }
             }
-            detach_ber(&mut Base64Reader::new(buffered))
+            detach_ber(&mut Base64Reader::new(buffered), spool_dir)
         }
         Framing::Other => Err(bad("not a DER, PEM or opaque S/MIME message")),
     }
 }
 
-fn detach_ber(r: &mut dyn Read) -> Result<Detached, Error> {
-    let mut ber = Ber { r, kept: 0, pos: 0 };
-    let mut content = spool_file()?;
+fn detach_ber(r: &mut dyn Read, spool_dir: &std::path::Path) -> Result<Detached, Error> {
+    let mut ber = Ber { r, kept: 0, pos: 0, spooled: 0 };
+    let mut content = spool_file(spool_dir)?;
     // ContentInfo ::= SEQUENCE { contentType, [0] EXPLICIT content }
     let ci = ber.header()?;
     if ci.tag != 0x30 {
@@ -411,15 +435,22 @@ fn detach_content_info(
 ) -> Result<(Vec<u8>, u64), Error> {
     let mut kept = Vec::new();
     let mut n = 0;
+    let mut seen_content = false;
     let mut out = io::BufWriter::with_capacity(256 * 1024, &mut *sink);
     let end = ber.end_of(h);
     while let Some(c) = ber.next_in(end)? {
+        if matches!(c.tag, 0x80 | 0xa0) {
+            if seen_content {
+                return Err(bad("a content info with two contents"));
+            }
+            seen_content = true;
+        }
         match c.tag {
             // SignedData: [0] EXPLICIT OCTET STRING.
             0xa0 if kept.first() == Some(&0x06) && !is_enveloped_alg(&kept) => {
                 let wrapper_end = ber.end_of(c);
                 let inner = ber.header()?;
-                if inner.tag & 0x1f != 0x04 {
+                if inner.tag != 0x04 && inner.tag != 0x24 {
                     return Err(bad("eContent is not an OCTET STRING"));
                 }
                 n = ber.octets(inner, &mut out, 2)?;
@@ -471,6 +502,60 @@ mod tests {
             framing(b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"\r\n\r\n"),
             Framing::Other
         );
+    }
+
+    #[test]
+    fn base64_lines_of_any_length_decode() {
+        // 70-character lines (RFC 2045 allows up to 76): quanta straddle
+        // both lines and refills.
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let b64 = openssl::base64::encode_block(&data);
+        let mut text = String::new();
+        for chunk in b64.as_bytes().chunks(70) {
+            text.push_str(std::str::from_utf8(chunk).unwrap());
+            text.push_str("\r\n");
+        }
+        let mut out = Vec::new();
+        Base64Reader::new(text.as_bytes()).read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+    }
+
+    /// A ContentInfo around a SignedData whose body is `fields`, with
+    /// indefinite lengths (as streaming encoders write).
+    fn signed_with(fields: &[u8]) -> Vec<u8> {
+        let mut m = vec![
+            0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02, 0xa0, 0x80, 0x30,
+            0x80,
+        ];
+        m.extend_from_slice(fields);
+        m.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+        m
+    }
+
+    #[test]
+    fn what_is_kept_is_bounded_headers_included() {
+        // Millions of empty NULLs: no content bytes, but not free to keep.
+        let fields: Vec<u8> = std::iter::repeat_n([0x05u8, 0x00], MAX_REST / 2 + 1).flatten().collect();
+        let e = detach(&signed_with(&fields)[..], Framing::Der, &std::env::temp_dir()).err().unwrap();
+        assert!(e.message.contains("exceed"), "{e}");
+        // A hostile length is refused, not added up until it wraps.
+        let mut fields = vec![0x02, 0x88];
+        fields.extend_from_slice(&[0xff; 8]);
+        let e = detach(&signed_with(&fields)[..], Framing::Der, &std::env::temp_dir()).err().unwrap();
+        assert_eq!(e.code, Code::PSM_ERR_DECODE, "{e}");
+    }
+
+    #[test]
+    fn a_content_info_with_two_contents_is_refused() {
+        // encapContentInfo { id-data, [0] { OCTET STRING "AAA" }, [0] { OCTET STRING "BBB" } }
+        let mut eci = vec![0x30, 0x80, 0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x01];
+        eci.extend_from_slice(&[0xa0, 0x05, 0x04, 0x03, b'A', b'A', b'A']);
+        eci.extend_from_slice(&[0xa0, 0x05, 0x04, 0x03, b'B', b'B', b'B']);
+        eci.extend_from_slice(&[0, 0]);
+        let mut fields = vec![0x02, 0x01, 0x01, 0x31, 0x00];
+        fields.extend_from_slice(&eci);
+        let e = detach(&signed_with(&fields)[..], Framing::Der, &std::env::temp_dir()).err().unwrap();
+        assert!(e.message.contains("two contents"), "{e}");
     }
 
     #[test]

@@ -102,6 +102,8 @@ unsafe extern "C" {
         algor: *const X509_ALGOR,
     );
     fn CMS_get0_type(cms: *const CMS_ContentInfo) -> *const ASN1_OBJECT;
+    fn CMS_get0_eContentType(cms: *mut CMS_ContentInfo) -> *const ASN1_OBJECT;
+    fn CMS_is_detached(cms: *mut CMS_ContentInfo) -> c_int;
     fn CMS_encrypt(
         certs: *mut OPENSSL_STACK,
         data: *mut BIO,
@@ -436,6 +438,23 @@ impl Cms {
     pub fn type_nid(&self) -> c_int {
         // SAFETY: live structure; the object is borrowed.
         unsafe { OBJ_obj2nid(CMS_get0_type(self.0)) }
+    }
+
+    /// Whether a SignedData's content is absent (a detached signature).
+    pub fn is_detached(&self) -> bool {
+        // SAFETY: live structure.
+        unsafe { CMS_is_detached(self.0) == 1 }
+    }
+
+    /// The type of a SignedData's encapsulated content (NID), and as text.
+    pub fn econtent_type(&self) -> (c_int, String) {
+        // SAFETY: live structure; the object is borrowed (null if none).
+        let obj = unsafe { CMS_get0_eContentType(self.0) };
+        if obj.is_null() {
+            return (0, String::new());
+        }
+        // SAFETY: a live object.
+        (unsafe { OBJ_obj2nid(obj) }, obj_text(obj))
     }
 
     /// The content type as dotted text (for content types psm does not know).

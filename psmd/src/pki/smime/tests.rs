@@ -177,9 +177,13 @@ fn garbage_is_a_decode_error() {
         let e = Message::parse(bad).err().unwrap();
         assert_eq!(e.code, Code::PSM_ERR_DECODE, "{bad:?}: {e}");
     }
-    assert!(looks_signed(
-        b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"\r\n\r\n"
+    assert!(looks_smime(b"Content-Type: multipart/signed; protocol=\"application/pkcs7-signature\"\r\n\r\n"));
+    assert!(looks_smime(
+        b"MIME-Version: 1.0\nContent-Type:\n application/pkcs7-mime; smime-type=signed-data\n\nMIIB"
     ));
-    assert!(!looks_signed(b"Content-Type: text/plain\r\n\r\nx"));
+    assert!(!looks_smime(b"Content-Type: text/plain\r\n\r\nx"));
+    // The words inside a DER body, or without a header block, do not count.
+    assert!(!looks_smime(b"\x30\x82\x01\x00content-type: application/pkcs7-mime\n\n"));
+    assert!(!looks_smime(b"content-type: application/pkcs7-mime"));
     let _ = SMIME_VERIFY_INNER;
 }
