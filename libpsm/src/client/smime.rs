@@ -207,6 +207,9 @@ fn pump(fd: &OwnedFd, input: &mut (dyn Read + Send), output: &mut (dyn Write + S
             Err(e) => return Err(broke(e)),
         }
         let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+        if revents.intersects(PollFlags::POLLNVAL) {
+            return Err(Error::new(Code::PSM_ERR_IO, "the data channel's descriptor was closed"));
+        }
         if revents.intersects(PollFlags::POLLOUT) && start < end {
             match send(raw, &inbuf[start..end], MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT) {
                 Ok(n) => start += n,
