@@ -203,7 +203,10 @@ impl Session {
                 Outcome::Reply(stats.tls.prompts.answer(self.id, id, answer).map(|_| Reply::Done))
             }
             Request::SmimeSign { signer, flags, data } => {
-                self.blocking(ops::smime::sign(signer, flags, data))
+                match ops::smime::sign_on_loop(&stats.tls, self.id, &signer, flags, &data) {
+                    Some(result) => Outcome::Reply(result),
+                    None => self.blocking(ops::smime::sign(signer, flags, data)),
+                }
             }
             Request::SmimeVerify { data, content, from, flags } => {
                 self.blocking(ops::smime::verify(data, content.map(|c| c.into_vec()), from, flags))

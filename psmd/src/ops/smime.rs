@@ -253,11 +253,8 @@ fn checked(jc: &JobCtx<'_>, query: &str, signer: bool) -> Result<Checked, Error>
     let generation = store.generation();
     let key = (query.to_string(), signer);
     let cache = &jc.ctx.smime.certs;
-    if let Some(c) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-        && c.generation == generation
-        && c.at.elapsed() < RECHECK
-    {
-        return Ok(c.clone());
+    if let Some(c) = cached_check(cache, &key, generation) {
+        return Ok(c);
     }
     let info = find(&store, query)?;
     let chain = if signer {
@@ -300,6 +297,52 @@ fn checked(jc: &JobCtx<'_>, query: &str, signer: bool) -> Result<Checked, Error>
     Ok(c)
 }
 
+fn cached_check(
+    cache: &Mutex<HashMap<(String, bool), Checked>>,
+    key: &(String, bool),
+    generation: u64,
+) -> Option<Checked> {
+    cache
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key)
+        .filter(|c| c.generation == generation && c.at.elapsed() < RECHECK)
+        .cloned()
+}
+
+/// Largest message signed on the event loop.
+const SIGN_ON_LOOP_MAX: usize = 16 * 1024;
+
+/// Signs a short message right on the event loop when everything it needs
+/// is at hand: the signer checked moments ago, its key unsealed for this
+/// session and one that signs in microseconds (EC, Ed25519), the store not
+/// busy. A trip to a thread and back would cost more than the signature.
+/// None: take the usual way.
+pub fn sign_on_loop(
+    ctx: &TlsContext,
+    session: u64,
+    signer: &str,
+    flags: u32,
+    data: &[u8],
+) -> Option<Result<Reply, Error>> {
+    if data.len() > SIGN_ON_LOOP_MAX || check_flags(flags).is_err() {
+        return None;
+    }
+    let generation = ctx.store.try_lock().ok()?.generation();
+    let c = cached_check(&ctx.smime.certs, &(signer.to_string(), true), generation)?;
+    let fp = crate::store::parse_fingerprint(&format!("sha256:{}", c.info.sha256_hex)).ok()?;
+    let key = ctx.token.cached_signer(session, &fp).filter(|k| k.signs_fast())?;
+    let run = || {
+        let out = Bio::mem().map_err(bio_error)?;
+        let input = Bio::slice(data).map_err(bio_error)?;
+        let signer = Signer { cert: &c.cert, key: key.pkey(), chain: &c.chain };
+        smime::sign(&signer, flags, &input, Some(data), &out)?;
+        Ok(Reply::Bytes(out.mem_contents()))
+    };
+    drop(openssl::error::ErrorStack::get());
+    Some(run())
+}
+
 struct SignSetup {
     cert: X509,
     chain: Arc<Vec<X509>>,
@@ -334,7 +377,7 @@ pub fn sign(signer: String, flags: u32, data: Vec<u8>) -> BlockingJob {
         let out = Bio::mem().map_err(bio_error)?;
         let input = Bio::slice(&data).map_err(bio_error)?;
         let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
-        smime::sign(&signer, flags, &input, data.is_empty(), &out)?;
+        smime::sign(&signer, flags, &input, Some(&data), &out)?;
         tracing::info!(session = jc.session(), "signed a message");
         Ok(Reply::Bytes(out.mem_contents()))
     })
@@ -346,7 +389,7 @@ pub fn encrypt(recipients: Vec<String>, flags: u32, data: Vec<u8>) -> BlockingJo
         check_inline(&data)?;
         let certs = recipients_setup(jc, &recipients)?;
         let out = Bio::mem().map_err(bio_error)?;
-        smime::encrypt(&certs, flags, &Bio::slice(&data).map_err(bio_error)?, data.is_empty(), &out)?;
+        smime::encrypt(&certs, flags, &Bio::slice(&data).map_err(bio_error)?, Some(&data), &out)?;
         Ok(Reply::Bytes(out.mem_contents()))
     })
 }
@@ -884,7 +927,7 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let (input, output) =
                 (Bio::buffered_fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
             let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
-            smime::sign(&signer, flags, &input, empty, &output)?;
+            smime::sign(&signer, flags, &input, empty.then_some(&[]), &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
         }
@@ -894,7 +937,7 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let fd = sock.as_fd();
             let (input, output) =
                 (Bio::buffered_fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
-            smime::encrypt(&certs, flags, &input, empty, &output)?;
+            smime::encrypt(&certs, flags, &input, empty.then_some(&[]), &output)?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
         }

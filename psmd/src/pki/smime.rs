@@ -137,13 +137,16 @@ fn content_flags(flags: u32) -> c_uint {
 /// attributes; unless `SMIME_BINARY`, lines are made CRLF first (RFC 8551
 /// 3.1.1), so what is signed is what a reader will check.
 ///
-/// `input_empty` says the input is known to be empty: OpenSSL cannot
-/// stream an empty content, so that one is finished in memory.
+/// `whole` is the content when it is held in memory (`input` reads the
+/// same bytes; an empty one for an input known to be empty, which OpenSSL
+/// cannot stream): the structure is then finished first and written
+/// after, which for a short message costs less than OpenSSL's streaming
+/// BIO chain. None: stream.
 pub fn sign(
     signer: &Signer<'_>,
     flags: u32,
     input: &Bio<'_>,
-    input_empty: bool,
+    whole: Option<&[u8]>,
     output: &Bio<'_>,
 ) -> Result<(), Error> {
     let format = Format::from_flags(flags)?;
@@ -169,7 +172,11 @@ pub fn sign(
     // fails the same way), which holds the content in memory.
     let opaque_pss = pss && !detached;
     let bare_detached = detached && format != Format::Smime;
-    let stream = !opaque_pss && !bare_detached && !input_empty;
+    // A multipart/signed entity is always streamed: OpenSSL finishes it
+    // while writing the content as its first part (written after being
+    // finished, it would be signed twice), and it streams an empty one.
+    let multipart = detached && format == Format::Smime;
+    let stream = multipart || (!opaque_pss && !bare_detached && whole.is_none());
     let mut f = CMS_PARTIAL | content_flags(flags);
     if stream {
         f |= CMS_STREAM;
@@ -205,8 +212,7 @@ pub fn sign(
     write(&cms, format, output, Some(input), f).map_err(|e| write_error("signing", e))
 }
 
-/// Finishes a structure over all of `input`, then writes it (the
-/// multipart/signed form writes the, then empty, content again).
+/// Finishes a structure over all of `input`, then writes it.
 fn finish_then_write(
     cms: &mut Cms,
     format: Format,
@@ -216,9 +222,8 @@ fn finish_then_write(
 ) -> Result<(), openssl::error::ErrorStack> {
     let flags = flags & !(CMS_PARTIAL | CMS_STREAM);
     cms.finalize(input, flags)?;
-    let empty = Bio::slice(&[])?;
-    let data = (flags & CMS_DETACHED != 0 && format == Format::Smime).then_some(&empty);
-    write(cms, format, output, data, flags)
+    // (Never a multipart/signed entity: `sign` streams those.)
+    write(cms, format, output, None, flags)
 }
 
 /// A failed streaming write: the input or output broke, or OpenSSL did.
@@ -234,12 +239,12 @@ fn write_error(what: &str, e: openssl::error::ErrorStack) -> Error {
 /// AuthEnvelopedData by default, AES-256-CBC EnvelopedData with
 /// `SMIME_CBC`. RSA recipients get key transport (v1.5, or OAEP with
 /// SHA-256 under `SMIME_RSA_OAEP`), EC recipients ECDH key agreement.
-/// `input_empty` as for [`sign`].
+/// `whole` as for [`sign`].
 pub fn encrypt(
     recipients: &[X509],
     flags: u32,
     input: &Bio<'_>,
-    input_empty: bool,
+    whole: Option<&[u8]>,
     output: &Bio<'_>,
 ) -> Result<(), Error> {
     let format = Format::from_flags(flags)?;
@@ -258,7 +263,7 @@ pub fn encrypt(
         openssl::symm::Cipher::aes_256_gcm()
     };
     let mut f = CMS_PARTIAL | content_flags(flags);
-    if !input_empty {
+    if whole.is_none() {
         f |= CMS_STREAM;
     }
     let mut cms = Cms::encrypt_partial(cipher, f).map_err(|e| internal("starting the encryption", e))?;
@@ -286,7 +291,7 @@ pub fn encrypt(
                 .map_err(|e| internal("RSAES-OAEP", e))?;
         }
     }
-    if input_empty {
+    if whole.is_some() {
         return finish_then_write(&mut cms, format, input, output, f)
             .map_err(|e| write_error("encrypting", e));
     }

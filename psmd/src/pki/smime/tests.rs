@@ -39,8 +39,8 @@ fn ec() -> PKey<Private> {
 
 fn sign_bytes(cert: &X509, key: &PKey<Private>, flags: u32, data: &[u8]) -> Vec<u8> {
     let out = Bio::mem().unwrap();
-    sign(&Signer { cert, key, chain: &[] }, flags, &Bio::slice(data).unwrap(), data.is_empty(), &out)
-        .unwrap();
+    sign(&Signer { cert, key, chain: &[] }, flags, &Bio::slice(data).unwrap(), Some(data), &out)
+        .unwrap_or_else(|e| panic!("flags {flags:#x}: {e}"));
     out.mem_contents()
 }
 
@@ -119,7 +119,7 @@ fn encryption_round_trips_for_every_recipient_kind_and_cipher() {
     let (rc, ecert) = (make("bob@example.com", &rk), make("carol@example.com", &ek));
     for flags in [0, SMIME_CBC, SMIME_RSA_OAEP, SMIME_DER, SMIME_PEM | SMIME_CBC] {
         let out = Bio::mem().unwrap();
-        encrypt(&[rc.clone(), ecert.clone()], flags, &Bio::slice(MAIL).unwrap(), false, &out).unwrap();
+        encrypt(&[rc.clone(), ecert.clone()], flags, &Bio::slice(MAIL).unwrap(), None, &out).unwrap();
         let msg = out.mem_contents();
         for (k, c) in [(&rk, &rc), (&ek, &ecert)] {
             let mut m = Message::parse(&msg).unwrap();
@@ -141,7 +141,7 @@ fn altered_ciphertext_is_caught() {
     let k = rsa();
     let c = make("bob@example.com", &k);
     let out = Bio::mem().unwrap();
-    encrypt(std::slice::from_ref(&c), SMIME_DER, &Bio::slice(&[b'x'; 1000]).unwrap(), false, &out).unwrap();
+    encrypt(std::slice::from_ref(&c), SMIME_DER, &Bio::slice(&[b'x'; 1000]).unwrap(), None, &out).unwrap();
     let mut der = out.mem_contents();
     let n = der.len();
     der[n - 100] ^= 0x40; // inside the encrypted content
