@@ -8,6 +8,8 @@ DESTDIR  ?=
 LIBDIR   ?= $(PREFIX)/lib
 LIBEXECDIR ?= $(PREFIX)/libexec
 INCLUDEDIR ?= $(PREFIX)/include
+DOCDIR   ?= $(PREFIX)/share/doc/psm
+SYSTEMDUSERDIR ?= $(LIBDIR)/systemd/user
 BUILD    := $(CURDIR)/target/release
 CBUILD   := $(CURDIR)/build
 VERSION  := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
@@ -80,6 +82,12 @@ install: build
 	install -m 0755 $(BUILD)/psmd $(DESTDIR)$(LIBEXECDIR)/psmd
 	sed -e 's|@PREFIX@|$(PREFIX)|; s|@LIBDIR@|$(LIBDIR)|; s|@INCLUDEDIR@|$(INCLUDEDIR)|; s|@VERSION@|$(VERSION)|' \
 	  psm.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/psm.pc
+	install -d $(DESTDIR)$(SYSTEMDUSERDIR) $(DESTDIR)$(DOCDIR)
+	for u in psmd.socket psmd.service; do \
+	  sed -e 's|@LIBEXECDIR@|$(LIBEXECDIR)|; s|@DOCDIR@|$(DOCDIR)|' systemd/$$u > $(DESTDIR)$(SYSTEMDUSERDIR)/$$u; \
+	  chmod 0644 $(DESTDIR)$(SYSTEMDUSERDIR)/$$u; \
+	done
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
 
 clean:
 	$(CARGO) clean

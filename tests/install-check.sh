@@ -16,9 +16,22 @@ trap cleanup EXIT INT TERM
 prefix=/opt/psm
 dest="$work/root"
 make -s -C "$top" install PREFIX="$prefix" DESTDIR="$dest" >/dev/null
-for f in lib/libpsm.so.0 lib/libpsm.so lib/libpsm.a include/psm.h lib/pkgconfig/psm.pc libexec/psmd; do
+for f in lib/libpsm.so.0 lib/libpsm.so lib/libpsm.a include/psm.h lib/pkgconfig/psm.pc libexec/psmd \
+         lib/systemd/user/psmd.socket lib/systemd/user/psmd.service share/doc/psm/README.md; do
     [ -e "$dest$prefix/$f" ] || { echo "FAIL: $prefix/$f not installed"; exit 1; }
 done
+grep -q "^ExecStart=$prefix/libexec/psmd\$" "$dest$prefix/lib/systemd/user/psmd.service" ||
+    { echo "FAIL: psmd.service does not start $prefix/libexec/psmd"; exit 1; }
+if command -v systemd-analyze >/dev/null 2>&1; then
+    # The units as systemd reads them (ExecStart must exist: check in DESTDIR).
+    sed "s|$prefix|$dest$prefix|" "$dest$prefix/lib/systemd/user/psmd.service" > "$work/psmd.service"
+    cp "$dest$prefix/lib/systemd/user/psmd.socket" "$work/psmd.socket"
+    # Any complaint (an unknown key is only a warning) fails the check.
+    if ! XDG_RUNTIME_DIR="$work" systemd-analyze verify --user "$work/psmd.socket" "$work/psmd.service" \
+            >"$work/verify.log" 2>&1 || [ -s "$work/verify.log" ]; then
+        echo "FAIL: systemd-analyze verify:"; cat "$work/verify.log"; exit 1
+    fi
+fi
 soname=$(readelf -d "$dest$prefix/lib/libpsm.so.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = libpsm.so.0 ] || { echo "FAIL: SONAME is '$soname'"; exit 1; }
 

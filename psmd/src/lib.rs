@@ -51,13 +51,29 @@ pub struct Options {
     /// Worker threads for slow requests (default: number of CPUs, at least 2).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Descriptors passed by socket activation (`LISTEN_FDS`), if any: set
+    /// by main, not a command-line option.
+    #[arg(skip)]
+    pub activated: Option<u32>,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     process::harden()?;
-    let socket = opts.socket.clone().unwrap_or_else(psm::transport::default_socket_path);
     let signals = event_loop::Signals::install()?;
-    let bound = match listener::bind(&socket) {
+    let activated = match opts.activated {
+        Some(1) => Some(listener::adopt(process::LISTEN_FD)?),
+        Some(n) => {
+            return Err(DaemonError::Socket(format!(
+                "socket activation passed {n} descriptors; psmd listens on exactly one (one ListenStream= in psmd.socket)"
+            )));
+        }
+        None => None,
+    };
+    let socket = match &activated {
+        Some(b) => b.path.clone(),
+        None => opts.socket.clone().unwrap_or_else(psm::transport::default_socket_path),
+    };
+    let bound = match activated.map(Ok).unwrap_or_else(|| listener::bind(&socket)) {
         // Auto-start lost a race with a psmd started some other way: the
         // socket is served, which is all the spawning application wanted.
         Err(DaemonError::AlreadyRunning(why)) if opts.daemon => {

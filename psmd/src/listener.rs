@@ -18,8 +18,9 @@ pub struct Bound {
     pub listener: UnixListener,
     pub path: PathBuf,
     /// (dev, ino) of the socket file we created, so that shutdown removes
-    /// our socket and never a successor's.
-    identity: (u64, u64),
+    /// our socket and never a successor's; None for a socket activation
+    /// passed us (its owner, systemd, keeps it for the next start).
+    identity: Option<(u64, u64)>,
     _lock: Flock<File>,
 }
 
@@ -37,7 +38,7 @@ impl Bound {
     /// Removes the socket file if it is still the one we bound.
     pub fn remove_socket(&self) {
         if let Ok(m) = std::fs::symlink_metadata(&self.path)
-            && (m.dev(), m.ino()) == self.identity
+            && Some((m.dev(), m.ino())) == self.identity
         {
             let _ = std::fs::remove_file(&self.path);
         }
@@ -87,7 +88,50 @@ pub fn bind(path: &Path) -> Result<Bound, DaemonError> {
     let meta = std::fs::symlink_metadata(path)
         .map_err(|e| DaemonError::Socket(format!("{}: {e}", path.display())))?;
     listener.set_nonblocking(true).map_err(|e| DaemonError::os("set_nonblocking", e))?;
-    Ok(Bound { listener, path: path.to_path_buf(), identity: (meta.dev(), meta.ino()), _lock: lock })
+    Ok(Bound { listener, path: path.to_path_buf(), identity: Some((meta.dev(), meta.ino())), _lock: lock })
+}
+
+/// Takes over the listening socket that socket activation passed as `fd`
+/// (systemd's psmd.socket): it must be a listening Unix stream socket
+/// bound to a path, in a directory private to the user, and owned by us.
+/// The instance lock is taken beside it, as for a socket we bind.
+pub fn adopt(fd: std::os::fd::RawFd) -> Result<Bound, DaemonError> {
+    use nix::sys::socket::{
+        AddressFamily, SockType, SockaddrLike, SockaddrStorage, getsockname, getsockopt, sockopt,
+    };
+    use std::os::fd::{BorrowedFd, FromRawFd, OwnedFd};
+    let refuse = |why: String| DaemonError::Socket(format!("socket activation: descriptor {fd} {why}"));
+    // SAFETY: socket activation hands fd 3 to us; main kept it open and
+    // nothing else owns it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let listening =
+        getsockopt(&borrowed, sockopt::AcceptConn).map_err(|e| refuse(format!("is not a socket ({e})")))?;
+    let ty =
+        getsockopt(&borrowed, sockopt::SockType).map_err(|e| refuse(format!("is not a socket ({e})")))?;
+    let addr: SockaddrStorage = getsockname(fd).map_err(|e| refuse(format!("has no address ({e})")))?;
+    if addr.family() != Some(AddressFamily::Unix) || ty != SockType::Stream || !listening {
+        return Err(refuse(
+            "is not a listening Unix stream socket (psmd.socket must say ListenStream=<path>)".into(),
+        ));
+    }
+    let path = addr
+        .as_unix_addr()
+        .and_then(|u| u.path())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| refuse("is not bound to a path".into()))?;
+    let dir = psm::transport::socket_dir(&path)?;
+    psm::transport::ensure_private_dir(dir)?;
+    let meta =
+        std::fs::symlink_metadata(&path).map_err(|e| refuse(format!("names {}: {e}", path.display())))?;
+    // SAFETY: getuid cannot fail.
+    if meta.uid() != unsafe { libc::getuid() } {
+        return Err(refuse(format!("is bound to {}, which another user owns", path.display())));
+    }
+    let lock = lock_instance(dir, &path)?;
+    // SAFETY: we take ownership of the activation descriptor.
+    let listener = UnixListener::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    listener.set_nonblocking(true).map_err(|e| DaemonError::os("set_nonblocking", e))?;
+    Ok(Bound { listener, path, identity: None, _lock: lock })
 }
 
 /// Takes `daemon.lock`, held for the daemon's lifetime. A daemon killed

@@ -5,9 +5,12 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     // Before anything is opened: descriptors the spawning application leaked
-    // to us have no business in a daemon that holds keys.
-    psmd::process::close_inherited_fds();
-    let opts = psmd::Options::parse();
+    // to us have no business in a daemon that holds keys. Only a listening
+    // socket passed by socket activation (systemd's psmd.socket) stays.
+    let activated = psmd::process::socket_activation();
+    psmd::process::close_inherited_fds(activated.unwrap_or(0));
+    let mut opts = psmd::Options::parse();
+    opts.activated = activated;
     psmd::logging::init(opts.verbose);
     match psmd::run(opts) {
         Ok(()) => ExitCode::SUCCESS,

@@ -2,10 +2,36 @@
 
 use crate::error::DaemonError;
 
-/// Closes every descriptor above stderr.
-pub fn close_inherited_fds() {
-    // SAFETY: close_range on our own table; nothing is open yet but 0-2.
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+/// The first descriptor systemd passes (`SD_LISTEN_FDS_START`).
+pub const LISTEN_FD: i32 = 3;
+
+/// Whether systemd (or anything speaking its protocol) started us with a
+/// listening socket: `LISTEN_PID` is our pid and `LISTEN_FDS` is set. The
+/// variables are removed either way, so that nothing we start inherits
+/// them. Some(n): n descriptors from fd 3 were passed.
+pub fn socket_activation() -> Option<u32> {
+    let pid = std::env::var("LISTEN_PID").ok();
+    let fds = std::env::var("LISTEN_FDS").ok();
+    // SAFETY: called first thing in main, before any thread exists.
+    unsafe {
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
+    }
+    let ours = pid?.parse::<u32>().ok()? == std::process::id();
+    if !ours {
+        return None;
+    }
+    fds?.parse::<u32>().ok()
+}
+
+/// Closes every descriptor above stderr, except the `keep` passed by
+/// socket activation (from fd 3).
+pub fn close_inherited_fds(keep: u32) {
+    let first = 3 + keep.min(1);
+    // SAFETY: close_range on our own table; nothing is open yet but 0-2
+    // and the activation socket.
+    unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
 }
 
 /// No core dumps, no ptrace by other same-uid processes (`PR_SET_DUMPABLE 0`
