@@ -9,6 +9,9 @@ LIBDIR   ?= $(PREFIX)/lib
 LIBEXECDIR ?= $(PREFIX)/libexec
 INCLUDEDIR ?= $(PREFIX)/include
 DOCDIR   ?= $(PREFIX)/share/doc/psm
+BINDIR   ?= $(PREFIX)/bin
+MANDIR   ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 SYSTEMDUSERDIR ?= $(LIBDIR)/systemd/user
 BUILD    := $(CURDIR)/target/release
 CBUILD   := $(CURDIR)/build
@@ -88,6 +91,13 @@ install: build
 	  chmod 0644 $(DESTDIR)$(SYSTEMDUSERDIR)/$$u; \
 	done
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3 $(DESTDIR)$(MANDIR)/man8 \
+	  $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0755 $(BUILD)/psm $(DESTDIR)$(BINDIR)/psm
+	$(BUILD)/psm man > $(DESTDIR)$(MANDIR)/man1/psm.1
+	$(BUILD)/psmd --man > $(DESTDIR)$(MANDIR)/man8/psmd.8
+	sed -e 's|@VERSION@|$(VERSION)|' man/libpsm.3 > $(DESTDIR)$(MANDIR)/man3/libpsm.3
+	$(BUILD)/psm completion bash > $(DESTDIR)$(BASHCOMPDIR)/psm
 
 clean:
 	$(CARGO) clean

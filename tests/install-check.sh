@@ -17,7 +17,9 @@ prefix=/opt/psm
 dest="$work/root"
 make -s -C "$top" install PREFIX="$prefix" DESTDIR="$dest" >/dev/null
 for f in lib/libpsm.so.0 lib/libpsm.so lib/libpsm.a include/psm.h lib/pkgconfig/psm.pc libexec/psmd \
-         lib/systemd/user/psmd.socket lib/systemd/user/psmd.service share/doc/psm/README.md; do
+         lib/systemd/user/psmd.socket lib/systemd/user/psmd.service share/doc/psm/README.md \
+         bin/psm share/man/man1/psm.1 share/man/man3/libpsm.3 share/man/man8/psmd.8 \
+         share/bash-completion/completions/psm; do
     [ -e "$dest$prefix/$f" ] || { echo "FAIL: $prefix/$f not installed"; exit 1; }
 done
 grep -q "^ExecStart=$prefix/libexec/psmd\$" "$dest$prefix/lib/systemd/user/psmd.service" ||
@@ -32,6 +34,14 @@ if command -v systemd-analyze >/dev/null 2>&1; then
         echo "FAIL: systemd-analyze verify:"; cat "$work/verify.log"; exit 1
     fi
 fi
+for page in man1/psm.1 man3/libpsm.3 man8/psmd.8; do
+    head -c 4096 "$dest$prefix/share/man/$page" | grep -q '^\.TH ' ||
+        { echo "FAIL: $page is not a manual page"; exit 1; }
+    if command -v groff >/dev/null 2>&1; then
+        groff -man -Tutf8 -ww -z "$dest$prefix/share/man/$page" 2>"$work/groff.log"
+        [ -s "$work/groff.log" ] && { echo "FAIL: groff on $page:"; cat "$work/groff.log"; exit 1; }
+    fi
+done
 soname=$(readelf -d "$dest$prefix/lib/libpsm.so.0" | sed -n 's/.*SONAME.*\[\(.*\)\]/\1/p')
 [ "$soname" = libpsm.so.0 ] || { echo "FAIL: SONAME is '$soname'"; exit 1; }
 

@@ -27,8 +27,21 @@ pub use error::DaemonError;
 use clap::Parser;
 use std::path::PathBuf;
 
+/// psmd owns the user's certificates, private keys and trust decisions and
+/// does every PKI operation (TLS channels, S/MIME, signing) for the
+/// applications that link libpsm, which start it on first use. With
+/// systemd, psmd.socket starts it instead and psmd takes the socket over
+/// (LISTEN_FDS).
+///
+/// Environment: PSM_SOCKET and XDG_RUNTIME_DIR (the socket), PSM_PROFILE and
+/// XDG_DATA_HOME (the store), SSL_CERT_FILE and SSL_CERT_DIR (the system's
+/// CA certificates), PSM_LOG (log level).
+///
+/// Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 system error, 3
+/// another psmd already serves the socket, 4 the socket or its directory is
+/// unsafe or unusable, 5 the store could not be opened.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "psmd", version, about = "Personal Security Manager daemon (one per user)")]
+#[command(name = "psmd", version, about = "Personal Security Manager daemon (one per user)", long_about)]
 pub struct Options {
     /// Control socket path (default: $PSM_SOCKET, else $XDG_RUNTIME_DIR/psm/control,
     /// else /tmp/psm-$UID/control).
@@ -55,6 +68,9 @@ pub struct Options {
     /// by main, not a command-line option.
     #[arg(skip)]
     pub activated: Option<u32>,
+    /// Print this manual page (roff, section 8) and exit.
+    #[arg(long, hide = true)]
+    pub man: bool,
 }
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {

@@ -11,6 +11,14 @@ fn main() -> ExitCode {
     psmd::process::close_inherited_fds(activated.unwrap_or(0));
     let mut opts = psmd::Options::parse();
     opts.activated = activated;
+    if opts.man {
+        use clap::CommandFactory;
+        let man = clap_mangen::Man::new(psmd::Options::command()).section("8");
+        return match man.render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(_) => ExitCode::FAILURE,
+        };
+    }
     psmd::logging::init(opts.verbose);
     match psmd::run(opts) {
         Ok(()) => ExitCode::SUCCESS,
