@@ -74,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
             | Outcome::SslInfo(_)
             | Outcome::SslPeerCerts(_)
             | Outcome::Stream { .. }
+            | Outcome::PolicyReload
             | Outcome::Status => {}
             // S/MIME parsing and checking, as a blocking thread runs it
             // (no prompts: nobody would answer).

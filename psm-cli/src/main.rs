@@ -57,6 +57,12 @@ enum Cmd {
     /// Starting and stopping psmd.
     #[command(subcommand)]
     Daemon(DaemonCmd),
+    /// The system security policy (/etc/psm/policy.toml).
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Make psmd read the policy again (as SIGHUP does); a broken file is
+    /// refused and the old policy stays.
+    Reload,
     /// A shell completion script on standard output.
     Completion {
         #[arg(value_enum)]
@@ -167,6 +173,14 @@ enum TokenCmd {
         #[arg(long, value_name = "FD")]
         password_fd: Option<i32>,
     },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// The policy in force: its file, hash and every setting.
+    Show,
+    /// Check a policy file; every problem with its line (exit 1 if any).
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -301,6 +315,12 @@ fn run(cli: Cli) -> Outcome {
         Cmd::Key(k) => key(&cli, k),
         Cmd::Token(t) => token(&cli, t),
         Cmd::Daemon(d) => daemon(&cli, d),
+        Cmd::Policy(p) => policy(&cli, p),
+        Cmd::Reload => {
+            connect(&cli)?.policy_reload()?;
+            println!("psmd read the policy again");
+            Ok(())
+        }
     }
 }
 
@@ -793,4 +813,54 @@ fn zombie(pid: nix::unistd::Pid) -> bool {
         .ok()
         .and_then(|s| s.rsplit(')').next().map(|r| r.trim_start().starts_with('Z')))
         .unwrap_or(true)
+}
+
+fn policy(cli: &Cli, cmd: &PolicyCmd) -> Outcome {
+    let c = connect(cli)?;
+    match cmd {
+        PolicyCmd::Show => {
+            let s = status_value(&c)?;
+            let p = &s["policy"];
+            if cli.json {
+                println!("{p:#}");
+                return Ok(());
+            }
+            match p["source"].as_str() {
+                Some(src) => println!("policy: {src} (sha256 {})", p["sha256"].as_str().unwrap_or("?")),
+                None => println!("policy: none (the defaults below)"),
+            }
+            for section in ["tls", "overrides", "pkcs12", "token", "applications"] {
+                if let Some(map) = p[section].as_object() {
+                    for (k, v) in map {
+                        let v = if v.is_null() { "(any)".to_string() } else { v.to_string() };
+                        println!("  {section}.{k} = {v}");
+                    }
+                }
+            }
+            Ok(())
+        }
+        PolicyCmd::Check { file } => {
+            let data = read_file(file)?;
+            let text =
+                String::from_utf8(data).map_err(|_| fail(format!("{} is not UTF-8 text", file.display())))?;
+            let problems = c.policy_check(&text)?;
+            if cli.json {
+                let list: Vec<serde_json::Value> =
+                    problems.iter().map(|(l, m)| serde_json::json!({"line": l, "message": m})).collect();
+                println!("{:#}", serde_json::Value::Array(list));
+            } else {
+                for (line, message) in &problems {
+                    println!("{}:{line}: {message}", file.display());
+                }
+            }
+            if problems.is_empty() {
+                if !cli.json {
+                    println!("{}: good", file.display());
+                }
+                Ok(())
+            } else {
+                Err(fail(format!("{} problem(s) in {}", problems.len(), file.display())))
+            }
+        }
+    }
 }

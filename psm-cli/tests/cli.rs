@@ -307,3 +307,22 @@ fn keys_and_token_passwords_come_from_a_descriptor_or_the_terminal() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn policy_files_are_checked_shown_and_reloaded() {
+    let e = Env::new();
+    let bad = e.dir.path().join("bad.toml");
+    std::fs::write(&bad, "[tls]\nmin_version = \"1.1\"\n[pkcs12]\nexprot = false\n").unwrap();
+    let out = e.run(&["policy", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bad.toml:2:") && text.contains("bad.toml:4:"), "{text}");
+    assert!(text.contains("did you mean \"export\""), "{text}");
+    let good = e.dir.path().join("good.toml");
+    std::fs::write(&good, "[pkcs12]\nexport = false\n").unwrap();
+    assert!(e.ok(&["policy", "check", good.to_str().unwrap()]).contains("good"));
+    let shown = e.ok(&["policy", "show"]);
+    assert!(shown.contains("policy: none") && shown.contains("pkcs12.export = true"), "{shown}");
+    assert_eq!(e.json(&["policy", "show"])["tls"]["min_version"], "1.2");
+    assert!(e.ok(&["reload"]).contains("read the policy again"));
+}

@@ -12,6 +12,8 @@ pub enum DaemonError {
     Os(String),
     /// The store could not be opened or upgraded.
     Store(String),
+    /// The system policy exists but was refused.
+    Policy(String),
 }
 
 impl DaemonError {
@@ -21,6 +23,7 @@ impl DaemonError {
             DaemonError::Socket(_) => 4,
             DaemonError::Os(_) => 1,
             DaemonError::Store(_) => 5,
+            DaemonError::Policy(_) => 6,
         }
     }
 
@@ -35,6 +38,7 @@ impl fmt::Display for DaemonError {
             DaemonError::AlreadyRunning(s) => write!(f, "already running: {s}"),
             DaemonError::Socket(s) | DaemonError::Os(s) => f.write_str(s),
             DaemonError::Store(s) => write!(f, "store: {s}"),
+            DaemonError::Policy(s) => write!(f, "policy: {s}"),
         }
     }
 }

@@ -68,12 +68,17 @@ pub struct Config {
     pub workers: usize,
     pub store: crate::store::Store,
     pub token: crate::token::TokenState,
+    /// The system policy read at start, and where to read it again.
+    pub policy: crate::policy::Policy,
+    pub policy_path: std::path::PathBuf,
 }
 
-/// SIGTERM/SIGINT turned into a flag plus a byte on a pipe the loop polls.
+/// SIGTERM/SIGINT (stop) and SIGHUP (read the policy again) turned into
+/// flags plus a byte on a pipe the loop polls.
 pub struct Signals {
     pipe: UnixStream,
     terminate: Arc<AtomicBool>,
+    reload: Arc<AtomicBool>,
 }
 
 impl Signals {
@@ -85,12 +90,17 @@ impl Signals {
         sig_read.set_nonblocking(true).map_err(err("signal pipe"))?;
         sig_write.set_nonblocking(true).map_err(err("signal pipe"))?;
         let terminate = Arc::new(AtomicBool::new(false));
-        for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
-            signal_hook::flag::register(sig, terminate.clone()).map_err(err("signal handler"))?;
+        let reload = Arc::new(AtomicBool::new(false));
+        for (sig, flag) in [
+            (signal_hook::consts::SIGTERM, &terminate),
+            (signal_hook::consts::SIGINT, &terminate),
+            (signal_hook::consts::SIGHUP, &reload),
+        ] {
+            signal_hook::flag::register(sig, flag.clone()).map_err(err("signal handler"))?;
             let w = sig_write.try_clone().map_err(err("signal pipe"))?;
             signal_hook::low_level::pipe::register(sig, w).map_err(err("signal handler"))?;
         }
-        Ok(Signals { pipe: UnixStream::from_std(sig_read), terminate })
+        Ok(Signals { pipe: UnixStream::from_std(sig_read), terminate, reload })
     }
 }
 
@@ -134,6 +144,9 @@ pub struct EventLoop {
     _waker: Arc<Waker>,
     signals: UnixStream,
     terminate: Arc<AtomicBool>,
+    /// SIGHUP: read the policy again.
+    reload: Arc<AtomicBool>,
+    policy_path: std::path::PathBuf,
     stats: Shared,
     ready: VecDeque<Token>,
     buf: Vec<u8>,
@@ -173,8 +186,9 @@ impl EventLoop {
         let prompts = Arc::new(crate::prompt::Prompts::new(mailbox.clone()));
         let tls =
             Arc::new(crate::tls::TlsContext::new(store.clone(), token.clone(), prompts, mailbox.clone()));
+        tls.set_policy(config.policy);
 
-        let Signals { pipe: mut signals, terminate } = signals;
+        let Signals { pipe: mut signals, terminate, reload } = signals;
         poll.registry()
             .register(&mut signals, SIGNALS, Interest::READABLE)
             .map_err(|e| DaemonError::os("register signals", e))?;
@@ -188,6 +202,8 @@ impl EventLoop {
             _waker: waker,
             signals,
             terminate,
+            reload,
+            policy_path: config.policy_path,
             stats: Shared {
                 started: Instant::now(),
                 sessions: 0,
@@ -239,6 +255,10 @@ impl EventLoop {
                     SIGNALS => {
                         let mut b = [0u8; 64];
                         while (&self.signals).read(&mut b).is_ok_and(|n| n > 0) {}
+                        if self.reload.swap(false, Ordering::Relaxed) {
+                            // Logged either way; a broken file keeps the old policy.
+                            let _ = self.reload_policy();
+                        }
                     }
                     t if t.0 & NET_BIT != 0 => self.tls_event(t.0 & !NET_BIT, true, ev),
                     t => {
@@ -441,6 +461,10 @@ impl EventLoop {
                 None => self.send_reply(t, id, Err(no_such_tls_channel(channel)), None),
             },
             Outcome::Blocking { job, can_prompt } => self.start_blocking(t, id, job, can_prompt),
+            Outcome::PolicyReload => {
+                let result = self.reload_policy().map(|()| Reply::Done);
+                self.send_reply(t, id, result, None);
+            }
             Outcome::Stream { job, can_prompt } => self.start_stream(t, id, job, can_prompt),
             Outcome::CloseChannel(channel) => {
                 let result = match self.channel_token(t, channel) {
@@ -611,6 +635,50 @@ impl EventLoop {
             self.ready.push_back(t);
         }
         self.send_reply(t, to.request_id, result, None);
+    }
+
+    /// Reads the policy file again. A file that cannot be read or is wrong
+    /// keeps the policy in force (and says why); a changed policy is
+    /// announced to every application.
+    fn reload_policy(&mut self) -> Result<(), Error> {
+        let loaded = crate::policy::load(&self.policy_path).and_then(|p| {
+            if p.source.is_none() && self.stats.tls.policy().source.is_some() {
+                // Removing a policy is not something a reload should do
+                // quietly: it could as well be a file system gone wrong.
+                return Err(Error::new(
+                    Code::PSM_ERR_POLICY,
+                    format!(
+                        "the policy file {} has disappeared; the policy read before stays in force until psmd restarts",
+                        self.policy_path.display()
+                    ),
+                ));
+            }
+            Ok(p)
+        });
+        match loaded {
+            Ok(p) => {
+                let source = p.source.clone();
+                if self.stats.tls.set_policy(p) {
+                    tracing::info!(policy = ?source, "policy reloaded and changed");
+                    self.broadcast(&Event::PolicyChanged);
+                } else {
+                    tracing::info!(policy = ?source, "policy reloaded, unchanged");
+                }
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("policy not reloaded, the old one stays: {}", e.message);
+                Err(e)
+            }
+        }
+    }
+
+    fn broadcast(&mut self, event: &Event) {
+        let conns: Vec<Token> =
+            self.entries.iter().filter(|(_, e)| matches!(e, Entry::Conn(_))).map(|(k, _)| Token(k)).collect();
+        for t in conns {
+            self.send_frame(t, &ServerFrame::Event(event.clone()), None);
+        }
     }
 
     fn channel_token(&self, t: Token, channel: u64) -> Option<usize> {

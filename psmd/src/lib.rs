@@ -14,6 +14,7 @@ pub mod logging;
 pub mod mailbox;
 pub mod ops;
 pub mod pki;
+pub mod policy;
 pub mod pool;
 pub mod process;
 pub mod prompt;
@@ -33,13 +34,17 @@ use std::path::PathBuf;
 /// systemd, psmd.socket starts it instead and psmd takes the socket over
 /// (LISTEN_FDS).
 ///
+/// The system policy, /etc/psm/policy.toml ($PSM_POLICY), is read at start
+/// and again on SIGHUP; psmd does not start with one it cannot trust or read.
+///
 /// Environment: PSM_SOCKET and XDG_RUNTIME_DIR (the socket), PSM_PROFILE and
-/// XDG_DATA_HOME (the store), SSL_CERT_FILE and SSL_CERT_DIR (the system's
-/// CA certificates), PSM_LOG (log level).
+/// XDG_DATA_HOME (the store), PSM_POLICY (the policy file), SSL_CERT_FILE
+/// and SSL_CERT_DIR (the system's CA certificates), PSM_LOG (log level).
 ///
 /// Exit status: 0 stopped cleanly (SIGTERM, SIGINT), 1 system error, 3
 /// another psmd already serves the socket, 4 the socket or its directory is
-/// unsafe or unusable, 5 the store could not be opened.
+/// unsafe or unusable, 5 the store could not be opened, 6 the policy file
+/// was refused.
 #[derive(Parser, Debug, Clone)]
 #[command(name = "psmd", version, about = "Personal Security Manager daemon (one per user)", long_about)]
 pub struct Options {
@@ -75,6 +80,13 @@ pub struct Options {
 
 pub fn run(opts: Options) -> Result<(), DaemonError> {
     process::harden()?;
+    // A policy that exists but cannot be read or is wrong stops psmd: it
+    // never runs with less than the administrator set (fail closed).
+    let policy_path = policy::path();
+    let policy = policy::load(&policy_path).map_err(|e| DaemonError::Policy(e.message))?;
+    if let Some(src) = &policy.source {
+        tracing::info!(policy = %src.display(), "policy in force");
+    }
     let signals = event_loop::Signals::install()?;
     let activated = match opts.activated {
         Some(1) => Some(listener::adopt(process::LISTEN_FD)?),
@@ -114,7 +126,8 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store.sync_builtins(&store::system_anchors()).map_err(|e| DaemonError::Store(e.to_string()))?;
     tracing::info!(profile = %profile.display(), builtins_added = added, "store open");
     let token = token::TokenState::init(&mut store).map_err(|e| DaemonError::Store(e.to_string()))?;
-    let config = event_loop::Config { test_hooks: opts.test_hooks, workers, store, token };
+    let config =
+        event_loop::Config { test_hooks: opts.test_hooks, workers, store, token, policy, policy_path };
     let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result

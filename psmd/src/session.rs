@@ -60,6 +60,8 @@ pub enum Outcome {
         job: ops::smime::StreamJob,
         can_prompt: bool,
     },
+    /// Read the system policy again.
+    PolicyReload,
 }
 
 pub struct Session {
@@ -90,6 +92,14 @@ impl Session {
     pub fn has_prompt_handler(&self) -> bool {
         self.hello_flags & psm::proto::HELLO_HAS_PROMPT_HANDLER != 0
     }
+}
+
+/// TLS options raised to what the policy requires (`tls.min_version`).
+fn policy_opts(stats: &Shared, mut opts: psm::proto::SslOpts) -> psm::proto::SslOpts {
+    let min = stats.tls.policy().min_tls;
+    let asked = if opts.min_version == 0 { psm::proto::TLS_1_2 } else { opts.min_version };
+    opts.min_version = asked.max(min);
+    opts
 }
 
 impl Session {
@@ -151,6 +161,16 @@ impl Session {
         }
         match request {
             Request::Hello { version_min, version_max, app_name, flags } => {
+                if !stats.tls.policy().allows_app(self.exe.as_deref()) {
+                    tracing::warn!(session = self.id, exe = ?self.exe, "application refused by the policy");
+                    return Outcome::Reply(Err(Error::new(
+                        Code::PSM_ERR_POLICY,
+                        format!(
+                            "the security policy does not allow {} to use psm",
+                            self.exe.as_deref().unwrap_or("this program (its executable is unknown)")
+                        ),
+                    )));
+                }
                 Outcome::Reply(ops::core::hello(self, version_min, version_max, app_name, flags))
             }
             Request::Ping => Outcome::Reply(Ok(Reply::Pong)),
@@ -189,10 +209,28 @@ impl Session {
             }
             Request::SdrEncrypt { data } => ops::key::sdr_encrypt(stats, self.id, data),
             Request::SdrDecrypt { data } => ops::key::sdr_decrypt(stats, self.id, data),
-            Request::SslConnect { host, port, opts } => ops::tls::connect(self, host, port, opts, false),
-            Request::TlsOpenPlain { host, port, opts } => ops::tls::connect(self, host, port, opts, true),
-            Request::SslWrapFd { server_name, opts } => ops::tls::wrap(self, fd, server_name, opts),
-            Request::SslAcceptFd { sha256_hex, opts } => ops::tls::accept(self, fd, sha256_hex, opts),
+            Request::SslConnect { host, port, opts } => {
+                ops::tls::connect(self, host, port, policy_opts(stats, opts), false)
+            }
+            Request::TlsOpenPlain { host, port, opts } => {
+                ops::tls::connect(self, host, port, policy_opts(stats, opts), true)
+            }
+            Request::SslWrapFd { server_name, opts } => {
+                ops::tls::wrap(self, fd, server_name, policy_opts(stats, opts))
+            }
+            Request::SslAcceptFd { sha256_hex, opts } => {
+                ops::tls::accept(self, fd, sha256_hex, policy_opts(stats, opts))
+            }
+            Request::PolicyReload => Outcome::PolicyReload,
+            Request::PolicyCheck { text } => {
+                let problems: Vec<serde_json::Value> = crate::policy::parse(&text)
+                    .err()
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|p| serde_json::json!({ "line": p.line, "message": p.message }))
+                    .collect();
+                Outcome::Reply(Ok(Reply::Json(serde_json::Value::Array(problems).to_string())))
+            }
             Request::SslStepUp { channel } => Outcome::StepUp(channel),
             Request::SslInfo { channel } => Outcome::SslInfo(channel),
             Request::SslPeerCerts { channel } => Outcome::SslPeerCerts(channel),

@@ -82,6 +82,7 @@ pub unsafe extern "C" fn psm_event_kind(ev: *const psm_event) -> u32 {
             Some(Event::Prompt(_)) => PSM_EVENT_PROMPT,
             Some(Event::StoreChanged) => PSM_EVENT_STORE_CHANGED,
             Some(Event::TokenChanged) => PSM_EVENT_TOKEN_CHANGED,
+            Some(Event::PolicyChanged) => PSM_EVENT_POLICY_CHANGED,
             None => 0,
         }
     })

@@ -205,6 +205,8 @@ mod tests {
             Request::SmimeDecrypt { data: vec![2], from: None, flags: SMIME_VERIFY_INNER },
             Request::SmimeCertsOnly { certs: vec!["a".into(), "b".into()], flags: SMIME_DER },
             Request::SmimeReadCerts { data: vec![3] },
+            Request::PolicyReload,
+            Request::PolicyCheck { text: "[tls]\nmin_version = \"1.3\"\n".into() },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
                 flags: 0,
@@ -311,6 +313,7 @@ mod tests {
             ServerFrame::Event(Event::DialogDone { id: 1 }),
             ServerFrame::Event(Event::StoreChanged),
             ServerFrame::Event(Event::TokenChanged),
+            ServerFrame::Event(Event::PolicyChanged),
             ServerFrame::Reply { id: 10, result: Ok(Reply::Json("{}".into())) },
             ServerFrame::Event(Event::Prompt(Prompt {
                 id: 2,

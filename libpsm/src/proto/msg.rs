@@ -277,6 +277,14 @@ pub enum Request {
         op: SmimeOp,
         flags: u32,
     },
+    /// Read the system policy again (as SIGHUP does). `Done`, or why the
+    /// file was refused (the old policy stays).
+    PolicyReload,
+    /// Check a policy file's text without applying it. Replies `Json`: a
+    /// list of `{line, message}`, empty when it is good.
+    PolicyCheck {
+        text: String,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -301,7 +309,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 41;
+pub const REQUEST_KINDS: u32 = 43;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -451,6 +459,8 @@ impl Request {
             Request::SmimeCertsOnly { .. } => "SmimeCertsOnly",
             Request::SmimeReadCerts { .. } => "SmimeReadCerts",
             Request::SmimeStream { .. } => "SmimeStream",
+            Request::PolicyReload => "PolicyReload",
+            Request::PolicyCheck { .. } => "PolicyCheck",
         }
     }
 }
@@ -557,6 +567,8 @@ pub enum Event {
     StoreChanged,
     /// The soft token was logged in or out, or its password changed.
     TokenChanged,
+    /// The system policy changed (a reload read a different file).
+    PolicyChanged,
 }
 
 /// What a prompt asks (`PSM_PROMPT_*`).

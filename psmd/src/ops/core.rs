@@ -50,6 +50,7 @@ pub fn status(
         "session_list": session_list,
         "channel_list": channel_list,
         "token": { "has_password": has_password, "logged_in_sessions": logged_in },
+        "policy": stats.tls.policy().to_json(),
         "requests_failed": stats.requests_failed,
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),

@@ -154,6 +154,12 @@ pub fn pkcs12_import(shared: &Shared, session: u64, data: Vec<u8>, password: Opt
 }
 
 pub fn pkcs12_export(shared: &Shared, session: u64, sha256_hex: String, password: Option<Secret>) -> Outcome {
+    if !shared.tls.policy().pkcs12_export {
+        return Outcome::Reply(Err(Error::new(
+            Code::PSM_ERR_POLICY,
+            "the security policy does not allow private keys to be exported",
+        )));
+    }
     let (store, token) = (shared.store.clone(), shared.token.clone());
     work(move || {
         let password = password.ok_or_else(ask_password)?;

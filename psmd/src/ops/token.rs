@@ -26,6 +26,9 @@ pub fn set_password(shared: &Shared, session: u64, old: Option<Secret>, new: Opt
             "a new password is needed and psm cannot ask for it yet: pass it",
         )));
     };
+    if let Err(e) = shared.tls.policy().check_password(&new.0) {
+        return Outcome::Reply(Err(e));
+    }
     let (store, token) = (shared.store.clone(), shared.token.clone());
     Outcome::Work(Box::new(move || {
         let mut store = store.lock().unwrap_or_else(|p| p.into_inner());

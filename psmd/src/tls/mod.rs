@@ -75,6 +75,8 @@ pub struct TlsContext {
     trust: Mutex<[Option<Generational<TrustSet>>; 5]>,
     /// S/MIME signers' and recipients' certificates, checked and ready.
     pub smime: crate::ops::smime::Cache,
+    /// The system policy in force (replaced whole on reload).
+    policy: std::sync::RwLock<Arc<crate::policy::Policy>>,
     running: AtomicUsize,
 }
 
@@ -104,8 +106,22 @@ impl TlsContext {
             threads: Arc::new(handshake::Threads::default()),
             trust: Mutex::new(Default::default()),
             smime: Default::default(),
+            policy: Default::default(),
             running: AtomicUsize::new(0),
         }
+    }
+
+    /// The system policy in force.
+    pub fn policy(&self) -> Arc<crate::policy::Policy> {
+        self.policy.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Puts `p` in force; true if it differs from the policy it replaces.
+    pub fn set_policy(&self, p: crate::policy::Policy) -> bool {
+        let mut cur = self.policy.write().unwrap_or_else(|p| p.into_inner());
+        let changed = **cur != p;
+        *cur = Arc::new(p);
+        changed
     }
 
     pub fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {

@@ -128,6 +128,10 @@ impl Verifier {
         if bits & !OVERRIDABLE != 0 {
             return Err(refuse(v.detail.clone()));
         }
+        if !self.ctx.policy().may_override(bits) {
+            // Not even an override the user stored before the policy said so.
+            return Err(refuse(format!("{} (the security policy does not let users accept this)", v.detail)));
+        }
         let sha256 = verify::fingerprint(end_entity.as_ref());
         let stored = self.ctx.lock_store().override_bits(&self.host, self.port, &sha256);
         match stored {

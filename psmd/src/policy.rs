@@ -1,0 +1,410 @@
+//! Centralized administration: the system policy every application obeys.
+//!
+//! The policy is a TOML file, `/etc/psm/policy.toml` (`$PSM_POLICY` for
+//! tests), written by the administrator. psmd refuses one that others than
+//! its owner could have written (its directory included), and one the user
+//! owns unless the user is root: a user must not set policy for himself.
+//! A policy that exists but cannot be read or parsed stops psmd from
+//! starting (fail closed); on reload (SIGHUP, `psm reload`) it is logged
+//! and the old policy stays.
+//!
+//! Settings (every one enforced, each with a test in psmd/tests/policy.rs):
+//!
+//! | setting | default | effect |
+//! |---|---|---|
+//! | `tls.min_version` = "1.2" / "1.3" | "1.2" | TLS channels refuse older servers |
+//! | `overrides.allowed` | true | whether users may accept certificate errors (once or always) |
+//! | `overrides.errors` | all four | which: "unknown-issuer", "expired", "not-yet-valid", "name-mismatch" |
+//! | `pkcs12.export` | true | whether private keys may be exported |
+//! | `token.password_required` | false | the token password cannot be removed |
+//! | `token.min_password_length` | 0 | shortest new token password |
+//! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
+
+use crate::pki::verify::Status;
+use psm::{Code, Error};
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+
+/// Where the policy lives unless `$PSM_POLICY` says otherwise.
+pub const DEFAULT_PATH: &str = "/etc/psm/policy.toml";
+/// Largest policy file read.
+const MAX_POLICY: u64 = 1024 * 1024;
+
+/// The effective policy.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Policy {
+    /// The file it came from and its SHA-256 (None: no policy file).
+    pub source: Option<PathBuf>,
+    pub sha256: Option<String>,
+    /// `TLS_1_2` or `TLS_1_3`.
+    pub min_tls: u16,
+    pub overrides_allowed: bool,
+    /// `Status` bits of the certificate errors users may accept.
+    pub overridable: u32,
+    pub pkcs12_export: bool,
+    pub password_required: bool,
+    pub min_password_length: usize,
+    pub allowed_apps: Option<Vec<PathBuf>>,
+}
+
+pub const fn status_bit(s: Status) -> u32 {
+    1 << (s as u32)
+}
+
+const ERROR_NAMES: [(&str, Status); 4] = [
+    ("unknown-issuer", Status::UnknownIssuer),
+    ("expired", Status::Expired),
+    ("not-yet-valid", Status::NotYetValid),
+    ("name-mismatch", Status::NameMismatch),
+];
+
+impl Default for Policy {
+    fn default() -> Policy {
+        Policy {
+            source: None,
+            sha256: None,
+            min_tls: psm::proto::TLS_1_2,
+            overrides_allowed: true,
+            overridable: ERROR_NAMES.iter().fold(0, |a, (_, s)| a | status_bit(*s)),
+            pkcs12_export: true,
+            password_required: false,
+            min_password_length: 0,
+            allowed_apps: None,
+        }
+    }
+}
+
+impl Policy {
+    /// The effective settings, for Status and `psm policy show`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "source": self.source.as_ref().map(|p| p.display().to_string()),
+            "sha256": self.sha256,
+            "tls": { "min_version": if self.min_tls == psm::proto::TLS_1_3 { "1.3" } else { "1.2" } },
+            "overrides": {
+                "allowed": self.overrides_allowed,
+                "errors": ERROR_NAMES.iter().filter(|(_, s)| self.overridable & status_bit(*s) != 0).map(|(n, _)| *n).collect::<Vec<_>>(),
+            },
+            "pkcs12": { "export": self.pkcs12_export },
+            "token": { "password_required": self.password_required, "min_password_length": self.min_password_length },
+            "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
+        })
+    }
+
+    /// Whether a user may accept a certificate whose errors are `bits`.
+    pub fn may_override(&self, bits: u32) -> bool {
+        self.overrides_allowed && bits & !self.overridable == 0
+    }
+
+    /// Refuses a new token password the policy does not allow.
+    pub fn check_password(&self, new: &str) -> Result<(), Error> {
+        if new.is_empty() && self.password_required {
+            return Err(Error::new(Code::PSM_ERR_POLICY, "the security policy requires a token password"));
+        }
+        if !new.is_empty() && new.chars().count() < self.min_password_length {
+            return Err(Error::new(
+                Code::PSM_ERR_POLICY,
+                format!(
+                    "the security policy requires token passwords of at least {} characters",
+                    self.min_password_length
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether an application with this executable may connect.
+    pub fn allows_app(&self, exe: Option<&str>) -> bool {
+        match &self.allowed_apps {
+            None => true,
+            Some(list) => exe.is_some_and(|e| list.iter().any(|p| p.as_os_str() == e)),
+        }
+    }
+}
+
+/// One problem in a policy file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Problem {
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// Edit distance, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn unknown(what: &str, name: &str, known: &[&str]) -> String {
+    let best = known.iter().min_by_key(|k| distance(name, k)).filter(|k| distance(name, k) <= 3);
+    match best {
+        Some(k) => format!("unknown {what} \"{name}\" (did you mean \"{k}\"?)"),
+        None => format!("unknown {what} \"{name}\" (known: {})", known.join(", ")),
+    }
+}
+
+const SECTIONS: [&str; 5] = ["tls", "overrides", "pkcs12", "token", "applications"];
+
+/// Parses a policy, reporting every problem with its line.
+pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
+    use toml::de::{DeTable, DeValue};
+    let (root, errors) = DeTable::parse_recoverable(text);
+    let mut problems: Vec<Problem> = errors
+        .iter()
+        .map(|e| Problem {
+            line: e.span().map_or(1, |s| line_of(text, s.start)),
+            message: e.message().trim().to_string(),
+        })
+        .collect();
+    let mut p = Policy::default();
+    let mut errors_set = false;
+    for (section, value) in root.get_ref() {
+        let line = line_of(text, section.span().start);
+        let name = section.get_ref().as_ref();
+        let Some(table) = value.get_ref().as_table() else {
+            if SECTIONS.contains(&name) {
+                problems.push(Problem { line, message: format!("\"{name}\" must be a section ([{name}])") });
+            } else {
+                problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
+            }
+            continue;
+        };
+        let keys: &[&str] = match name {
+            "tls" => &["min_version"],
+            "overrides" => &["allowed", "errors"],
+            "pkcs12" => &["export"],
+            "token" => &["password_required", "min_password_length"],
+            "applications" => &["allowed"],
+            _ => {
+                problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
+                continue;
+            }
+        };
+        for (key, v) in table {
+            let k = key.get_ref().as_ref();
+            let line = line_of(text, key.span().start);
+            let mut bad = |m: String| problems.push(Problem { line, message: m });
+            let full = format!("{name}.{k}");
+            if !keys.contains(&k) {
+                bad(unknown(&format!("setting in [{name}]"), k, keys));
+                continue;
+            }
+            let v: &DeValue = v.get_ref();
+            let want_bool = |bad: &mut dyn FnMut(String)| {
+                v.as_bool().or_else(|| {
+                    bad(format!("{full} must be true or false, not {}", v.type_str()));
+                    None
+                })
+            };
+            match full.as_str() {
+                "tls.min_version" => match v.as_str() {
+                    Some("1.2") => p.min_tls = psm::proto::TLS_1_2,
+                    Some("1.3") => p.min_tls = psm::proto::TLS_1_3,
+                    _ => bad(format!("{full} must be \"1.2\" or \"1.3\" (psm speaks no older TLS)")),
+                },
+                "overrides.allowed" => {
+                    if let Some(b) = want_bool(&mut bad) {
+                        p.overrides_allowed = b;
+                    }
+                }
+                "overrides.errors" => {
+                    errors_set = true;
+                    let Some(arr) = v.as_array() else {
+                        bad(format!("{full} must be a list, e.g. [\"expired\"]"));
+                        continue;
+                    };
+                    let mut bits = 0;
+                    for item in arr.iter() {
+                        let names: Vec<&str> = ERROR_NAMES.iter().map(|(n, _)| *n).collect();
+                        match item.get_ref().as_str() {
+                            Some(s) => match ERROR_NAMES.iter().find(|(n, _)| *n == s) {
+                                Some((_, st)) => bits |= status_bit(*st),
+                                None => bad(unknown("certificate error", s, &names)),
+                            },
+                            None => bad(format!("{full} lists names, like \"expired\"")),
+                        }
+                    }
+                    p.overridable = bits;
+                }
+                "pkcs12.export" => {
+                    if let Some(b) = want_bool(&mut bad) {
+                        p.pkcs12_export = b;
+                    }
+                }
+                "token.password_required" => {
+                    if let Some(b) = want_bool(&mut bad) {
+                        p.password_required = b;
+                    }
+                }
+                "token.min_password_length" => {
+                    match v.as_integer().and_then(|i| i.as_str().parse::<u64>().ok()) {
+                        Some(n) if n <= 1024 => p.min_password_length = n as usize,
+                        _ => bad(format!("{full} must be a whole number from 0 to 1024")),
+                    }
+                }
+                "applications.allowed" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!("{full} must be a list of executable paths"));
+                        continue;
+                    };
+                    let mut list = Vec::new();
+                    for item in arr.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) if s.starts_with('/') => list.push(PathBuf::from(s)),
+                            _ => bad(format!("{full}: every entry must be an absolute path")),
+                        }
+                    }
+                    p.allowed_apps = Some(list);
+                }
+                _ => unreachable!("every key listed above is handled"),
+            }
+        }
+    }
+    if !p.overrides_allowed && errors_set && p.overridable != 0 {
+        let line = text.lines().position(|l| l.trim_start().starts_with("errors")).map_or(1, |i| i + 1);
+        problems.push(Problem {
+            line,
+            message: "overrides.errors lists errors users may accept, but overrides.allowed = false: \
+                      remove one of them"
+                .into(),
+        });
+    }
+    if p.allowed_apps.as_ref().is_some_and(|a| a.is_empty()) {
+        let line = text.lines().position(|l| l.trim_start().starts_with("allowed")).map_or(1, |i| i + 1);
+        problems.push(Problem {
+            line,
+            message: "applications.allowed is empty: no application could use psm (omit it to allow all)"
+                .into(),
+        });
+    }
+    if problems.is_empty() {
+        p.sha256 = Some(hex::encode(sha2::Sha256::digest(text.as_bytes())));
+        Ok(p)
+    } else {
+        problems.sort_by_key(|p| p.line);
+        Err(problems)
+    }
+}
+
+/// The policy file's path: `$PSM_POLICY`, else [`DEFAULT_PATH`].
+pub fn path() -> PathBuf {
+    std::env::var_os("PSM_POLICY").map_or_else(|| PathBuf::from(DEFAULT_PATH), PathBuf::from)
+}
+
+/// Loads the policy at `path`: the defaults when there is no file; an
+/// error (which must stop psmd, or keep the old policy on reload) when it
+/// exists but is unsafe, unreadable or wrong.
+pub fn load(path: &Path) -> Result<Policy, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
+        Err(e) => return Err(policy_error(path, format!("cannot be read: {e}"))),
+    };
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let unsafe_owner = |m: &std::fs::Metadata| uid != 0 && m.uid() == uid;
+    if !meta.is_file() {
+        return Err(policy_error(path, "is not a regular file".into()));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(policy_error(
+            path,
+            format!("is writable by others than its owner (mode {:o}): chmod go-w it", meta.mode() & 0o777),
+        ));
+    }
+    if unsafe_owner(&meta) {
+        return Err(policy_error(path, "belongs to the user it would constrain: it must be root's".into()));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        && let Ok(d) = std::fs::metadata(dir)
+        && (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0 || unsafe_owner(&d))
+    {
+        return Err(policy_error(path, format!("is in {}, which others than root can write", dir.display())));
+    }
+    if meta.len() > MAX_POLICY {
+        return Err(policy_error(path, format!("is {} bytes; a policy is at most 1 MiB", meta.len())));
+    }
+    let text =
+        std::fs::read_to_string(path).map_err(|e| policy_error(path, format!("cannot be read: {e}")))?;
+    let mut p = parse(&text).map_err(|problems| {
+        let list: Vec<String> = problems.iter().map(|p| p.to_string()).collect();
+        policy_error(path, format!("has errors:\n{}", list.join("\n")))
+    })?;
+    p.source = Some(path.to_path_buf());
+    Ok(p)
+}
+
+fn policy_error(path: &Path, why: String) -> Error {
+    Error::new(Code::PSM_ERR_POLICY, format!("the policy file {} {why}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_with_its_line_and_a_suggestion() {
+        let text = "[tls]\nmin_versoin = \"1.3\"\n\n[overides]\nallowed = false\n[pkcs12]\nexport = \"no\"\n";
+        let problems = parse(text).unwrap_err();
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert_eq!(problems[0].line, 2);
+        assert!(problems[0].message.contains("did you mean \"min_version\""), "{}", problems[0]);
+        assert_eq!(problems[1].line, 4);
+        assert!(problems[1].message.contains("did you mean \"overrides\""), "{}", problems[1]);
+        assert_eq!(problems[2].line, 7);
+        assert!(problems[2].message.contains("true or false"), "{}", problems[2]);
+    }
+
+    #[test]
+    fn malformed_toml_and_contradictions_are_errors() {
+        let p = parse("[tls\nmin_version = 1.3\n").unwrap_err();
+        assert!(!p.is_empty());
+        let p = parse("[overrides]\nallowed = false\nerrors = [\"expired\"]\n").unwrap_err();
+        assert!(p[0].message.contains("remove one"), "{p:?}");
+        let p = parse("[applications]\nallowed = []\n").unwrap_err();
+        assert!(p[0].message.contains("empty"), "{p:?}");
+        let p = parse("[tls]\nmin_version = \"1.0\"\n").unwrap_err();
+        assert!(p[0].message.contains("\"1.2\" or \"1.3\""), "{p:?}");
+    }
+
+    #[test]
+    fn a_good_policy_is_read_and_hashed() {
+        let p = parse(
+            "[tls]\nmin_version = \"1.3\"\n[overrides]\nerrors = [\"expired\"]\n[pkcs12]\nexport = false\n\
+             [token]\npassword_required = true\nmin_password_length = 8\n[applications]\nallowed = [\"/usr/bin/mail\"]\n",
+        )
+        .unwrap();
+        assert_eq!(p.min_tls, psm::proto::TLS_1_3);
+        assert!(p.may_override(status_bit(Status::Expired)));
+        assert!(!p.may_override(status_bit(Status::UnknownIssuer)));
+        assert!(!p.pkcs12_export);
+        assert!(p.check_password("").is_err() && p.check_password("short").is_err());
+        assert!(p.check_password("long enough").is_ok());
+        assert!(
+            p.allows_app(Some("/usr/bin/mail"))
+                && !p.allows_app(Some("/usr/bin/other"))
+                && !p.allows_app(None)
+        );
+        assert_eq!(p.sha256.as_ref().map(String::len), Some(64));
+        assert_eq!(parse("").unwrap().min_tls, psm::proto::TLS_1_2);
+    }
+}

@@ -1,0 +1,254 @@
+//! The system policy, enforced: each setting shown refusing what it
+//! forbids through the client API, psmd refusing to start with a policy it
+//! cannot trust or read, and reloads (SIGHUP, PolicyReload) that keep the
+//! old policy when the new file is broken.
+
+mod common;
+
+use common::tls::{Mode, Pki, ServerSetup, TlsServer};
+use common::{PSMD, Reaped, RuntimeDir, wait_until};
+use psm::proto::{Event, Prompt, SslOpts, TRUST_CA_TLS_SERVER};
+use psm::{Client, Code, ConnectFlags};
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A policy file in a directory only its owner can write.
+struct PolicyFile {
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+}
+
+impl PolicyFile {
+    fn new(text: &str) -> PolicyFile {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().join("policy.toml");
+        let f = PolicyFile { _dir: dir, path };
+        f.write(text);
+        f
+    }
+
+    fn write(&self, text: &str) {
+        // Replace atomically, as an administrator's editor would.
+        let tmp = self.path.with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::rename(&tmp, &self.path).unwrap();
+    }
+}
+
+fn psmd(rt: &RuntimeDir, policy: &Path) -> Command {
+    let mut cmd = Command::new(PSMD);
+    cmd.env("PSM_PROFILE", rt.profile())
+        .env("PSM_POLICY", policy)
+        .env_remove("SSL_CERT_FILE")
+        .env("SSL_CERT_DIR", rt.no_anchors())
+        .arg("--socket")
+        .arg(rt.socket())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// psmd running under `policy`.
+struct Daemon {
+    rt: RuntimeDir,
+    child: Reaped,
+}
+
+impl Daemon {
+    fn start(policy: &PolicyFile) -> Daemon {
+        let rt = RuntimeDir::new();
+        let child = Reaped(psmd(&rt, &policy.path).stderr(Stdio::inherit()).spawn().unwrap());
+        let d = Daemon { rt, child };
+        wait_until("psmd accepts connections", || {
+            std::os::unix::net::UnixStream::connect(d.rt.socket()).is_ok()
+        });
+        d
+    }
+
+    fn connect(&self) -> psm::Result<Client> {
+        Client::connect_to(
+            &self.rt.socket(),
+            "policy-test",
+            ConnectFlags { no_spawn: true, no_dialogs: true },
+        )
+    }
+
+    fn client(&self) -> Client {
+        self.connect().unwrap()
+    }
+
+    fn sighup(&self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.0.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
+    }
+}
+
+/// Runs psmd under `text` and returns its exit code and stderr (it must not start).
+fn refused(text: &str, mode: u32) -> (Option<i32>, String) {
+    let policy = PolicyFile::new(text);
+    std::fs::set_permissions(&policy.path, std::fs::Permissions::from_mode(mode)).unwrap();
+    let rt = RuntimeDir::new();
+    let out = psmd(&rt, &policy.path).stderr(Stdio::piped()).output().unwrap();
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn psmd_never_runs_with_a_policy_it_cannot_trust_or_read() {
+    let (code, err) = refused("[pkcs12]\nexport = false\n", 0o666);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("writable by others"), "{err}");
+    let (code, err) = refused("[tls]\nmin_versoin = \"1.3\"\n[pkcs12]\nexport = 3\n", 0o644);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("line 2") && err.contains("did you mean \"min_version\""), "{err}");
+    assert!(err.contains("line 4") && err.contains("true or false"), "{err}");
+    let (code, err) = refused("[tls\n", 0o644);
+    assert_eq!(code, Some(6), "{err}");
+    // No policy file at all: the defaults, and Status says so.
+    let rt = RuntimeDir::new();
+    let absent = Daemon { child: Reaped(psmd(&rt, &rt.dir.path().join("none.toml")).spawn().unwrap()), rt };
+    wait_until("psmd starts without a policy", || absent.connect().is_ok());
+    let s: serde_json::Value = serde_json::from_str(&absent.client().status_json().unwrap()).unwrap();
+    assert!(s["policy"]["source"].is_null(), "{s:#}");
+    assert_eq!(s["policy"]["pkcs12"]["export"], true);
+}
+
+#[test]
+fn minimum_tls_version_and_certificate_overrides_are_enforced() {
+    let policy = PolicyFile::new("[tls]\nmin_version = \"1.3\"\n[overrides]\nallowed = false\n");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let pki = Pki::new();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+
+    // A TLS 1.2 server is refused, even when the application asks for 1.2.
+    let mut setup = ServerSetup::new(&pki.good, Mode::Echo);
+    setup.tls12_only = true;
+    let old = TlsServer::start(setup);
+    let opts = SslOpts { min_version: psm::proto::TLS_1_2, ..SslOpts::default() };
+    let e = c.ssl_connect("localhost", old.port(), &opts).unwrap_err();
+    assert!(matches!(e.code, Code::PSM_ERR_TLS_HANDSHAKE | Code::PSM_ERR_TLS_ALERT), "{e}");
+    let modern = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+    c.ssl_connect("localhost", modern.port(), &opts).unwrap();
+
+    // An unknown issuer is not even offered to the user.
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (a2, weak) = (asked.clone(), c.downgrade());
+    c.set_prompt_handler(Some(Arc::new(move |p: Prompt| {
+        a2.fetch_add(1, Ordering::SeqCst);
+        let _ = weak.upgrade().map(|c| c.prompt_answer(p.id, Some("always")));
+    })))
+    .unwrap();
+    let stranger = TlsServer::start(ServerSetup::new(&pki.unknown_issuer, Mode::Echo));
+    let e = c.ssl_connect("localhost", stranger.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_CERT_UNKNOWN_ISSUER, "{e}");
+    assert!(e.message.contains("policy"), "{e}");
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "the user was asked");
+
+    // Allow only name mismatches to be accepted: an unknown issuer is
+    // still refused without asking; a certificate for another name is
+    // asked about.
+    policy.write("[tls]\nmin_version = \"1.3\"\n[overrides]\nerrors = [\"name-mismatch\"]\n");
+    c.policy_reload().unwrap();
+    let e = c.ssl_connect("localhost", stranger.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_CERT_UNKNOWN_ISSUER, "{e}");
+    assert_eq!(asked.load(Ordering::SeqCst), 0);
+    let other_name = TlsServer::start(ServerSetup::new(&pki.wrong_host, Mode::Echo));
+    c.ssl_connect("localhost", other_name.port(), &SslOpts::default()).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+    // The "always" stored a moment ago stops counting once the policy
+    // forbids overrides again.
+    policy.write("[overrides]\nallowed = false\n");
+    c.policy_reload().unwrap();
+    let e = c.ssl_connect("localhost", other_name.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_CERT_NAME_MISMATCH, "{e}");
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn export_password_rules_and_applications_are_enforced() {
+    let exe = std::env::current_exe().unwrap();
+    let policy = PolicyFile::new(&format!(
+        "[pkcs12]\nexport = false\n[token]\npassword_required = true\nmin_password_length = 8\n\
+         [applications]\nallowed = [\"{}\", \"{PSMD}\"]\n",
+        exe.display()
+    ));
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let pki = Pki::new();
+    let p12 = pki.good.pkcs12(Some("mine"), "pw");
+    let certs = c.pkcs12_import(&p12, Some("pw")).unwrap();
+    let e = c.pkcs12_export(&certs[0].sha256_hex, Some("out pw")).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY, "{e}");
+
+    let e = c.token_set_password(None, Some("short")).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY, "{e}");
+    assert!(e.message.contains('8'), "{e}");
+    c.token_set_password(None, Some("long enough")).unwrap();
+    let e = c.token_set_password(Some("long enough"), Some("")).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY, "{e}");
+
+    // Another program is refused at Hello.
+    policy.write("[applications]\nallowed = [\"/usr/bin/nothing-like-this\"]\n");
+    c.policy_reload().unwrap();
+    let e = d.connect().unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY, "{e}");
+    assert!(e.message.contains(&exe.display().to_string()), "{e}");
+    // A connection made before keeps working; the policy is not retroactive.
+    c.ping().unwrap();
+}
+
+#[test]
+fn reloads_announce_changes_and_keep_the_old_policy_when_the_new_one_is_broken() {
+    let policy = PolicyFile::new("[pkcs12]\nexport = true\n");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let pki = Pki::new();
+    let certs = c.pkcs12_import(&pki.good.pkcs12(Some("mine"), "pw"), Some("pw")).unwrap();
+    let sha = certs[0].sha256_hex.clone();
+    c.pkcs12_export(&sha, Some("x")).unwrap();
+    let watcher = d.client();
+
+    // SIGHUP reads the file again; every application hears of the change.
+    policy.write("[pkcs12]\nexport = false\n");
+    d.sighup();
+    wait_until("the new policy is in force", || c.pkcs12_export(&sha, Some("x")).is_err());
+    let mut saw = false;
+    while let Some(ev) = watcher.next_event(Some(std::time::Duration::from_secs(5))).unwrap() {
+        if ev == Event::PolicyChanged {
+            saw = true;
+            break;
+        }
+    }
+    assert!(saw, "no PolicyChanged event");
+    let s: serde_json::Value = serde_json::from_str(&c.status_json().unwrap()).unwrap();
+    assert_eq!(s["policy"]["source"], policy.path.display().to_string());
+    assert_eq!(s["policy"]["sha256"].as_str().map(str::len), Some(64));
+
+    // A broken file is refused; the policy in force stays.
+    policy.write("[pkcs12]\nexport = maybe\n");
+    let e = c.policy_reload().unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY, "{e}");
+    assert!(e.message.contains("line 2"), "{e}");
+    assert_eq!(c.pkcs12_export(&sha, Some("x")).unwrap_err().code, Code::PSM_ERR_POLICY);
+    // So is a file that became writable by others, and one that vanished.
+    policy.write("[pkcs12]\nexport = true\n");
+    std::fs::set_permissions(&policy.path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_eq!(c.policy_reload().unwrap_err().code, Code::PSM_ERR_POLICY);
+    assert_eq!(c.pkcs12_export(&sha, Some("x")).unwrap_err().code, Code::PSM_ERR_POLICY);
+    std::fs::remove_file(&policy.path).unwrap();
+    let e = c.policy_reload().unwrap_err();
+    assert!(e.message.contains("disappeared"), "{e}");
+    assert_eq!(c.pkcs12_export(&sha, Some("x")).unwrap_err().code, Code::PSM_ERR_POLICY);
+
+    // Checking a file applies nothing and explains every problem.
+    let problems = c.policy_check("[tls]\nmin_version = \"1.1\"\n[pkcs12]\nexprot = true\n").unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert_eq!(problems[0].0, 2);
+    assert!(problems[1].1.contains("did you mean \"export\""), "{problems:?}");
+    assert!(c.policy_check("[pkcs12]\nexport = true\n").unwrap().is_empty());
+}
