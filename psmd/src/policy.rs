@@ -13,11 +13,14 @@
 //! | setting | default | effect |
 //! |---|---|---|
 //! | `tls.min_version` = "1.2" / "1.3" | "1.2" | TLS channels refuse older servers |
+//! | `trust.anchors` | none | PEM files or directories of CA certificates always trusted (every usage) |
+//! | `trust.distrusted` | none | SHA-256 fingerprints (hex) of certificates never trusted |
 //! | `overrides.allowed` | true | whether users may accept certificate errors (once or always) |
 //! | `overrides.errors` | all four | which: "unknown-issuer", "expired", "not-yet-valid", "name-mismatch" |
 //! | `pkcs12.export` | true | whether private keys may be exported |
 //! | `token.password_required` | false | the token password cannot be removed |
 //! | `token.min_password_length` | 0 | shortest new token password |
+//! | `token.idle_timeout_secs` | 1800 | a session's login ends after this long unused |
 //! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
 
 use crate::pki::verify::Status;
@@ -45,6 +48,12 @@ pub struct Policy {
     pub password_required: bool,
     pub min_password_length: usize,
     pub allowed_apps: Option<Vec<PathBuf>>,
+    /// CA certificates (DER) from `trust.anchors`, and the paths they came from.
+    pub anchors: Vec<Vec<u8>>,
+    pub anchor_paths: Vec<PathBuf>,
+    /// SHA-256 of certificates the policy distrusts.
+    pub distrusted: Vec<[u8; 32]>,
+    pub idle_timeout_secs: u64,
 }
 
 pub const fn status_bit(s: Status) -> u32 {
@@ -70,6 +79,10 @@ impl Default for Policy {
             password_required: false,
             min_password_length: 0,
             allowed_apps: None,
+            anchors: Vec::new(),
+            anchor_paths: Vec::new(),
+            distrusted: Vec::new(),
+            idle_timeout_secs: 30 * 60,
         }
     }
 }
@@ -86,7 +99,16 @@ impl Policy {
                 "errors": ERROR_NAMES.iter().filter(|(_, s)| self.overridable & status_bit(*s) != 0).map(|(n, _)| *n).collect::<Vec<_>>(),
             },
             "pkcs12": { "export": self.pkcs12_export },
-            "token": { "password_required": self.password_required, "min_password_length": self.min_password_length },
+            "token": {
+                "password_required": self.password_required,
+                "min_password_length": self.min_password_length,
+                "idle_timeout_secs": self.idle_timeout_secs,
+            },
+            "trust": {
+                "anchors": self.anchor_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                "anchor_certificates": self.anchors.len(),
+                "distrusted": self.distrusted.iter().map(hex::encode).collect::<Vec<_>>(),
+            },
             "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
         })
     }
@@ -161,7 +183,7 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
     }
 }
 
-const SECTIONS: [&str; 5] = ["tls", "overrides", "pkcs12", "token", "applications"];
+const SECTIONS: [&str; 6] = ["tls", "trust", "overrides", "pkcs12", "token", "applications"];
 
 /// Parses a policy, reporting every problem with its line.
 pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
@@ -191,7 +213,8 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             "tls" => &["min_version"],
             "overrides" => &["allowed", "errors"],
             "pkcs12" => &["export"],
-            "token" => &["password_required", "min_password_length"],
+            "token" => &["password_required", "min_password_length", "idle_timeout_secs"],
+            "trust" => &["anchors", "distrusted"],
             "applications" => &["allowed"],
             _ => {
                 problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
@@ -258,6 +281,46 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                     match v.as_integer().and_then(|i| i.as_str().parse::<u64>().ok()) {
                         Some(n) if n <= 1024 => p.min_password_length = n as usize,
                         _ => bad(format!("{full} must be a whole number from 0 to 1024")),
+                    }
+                }
+                "token.idle_timeout_secs" => {
+                    match v.as_integer().and_then(|i| i.as_str().parse::<u64>().ok()) {
+                        Some(n) if (1..=7 * 86_400).contains(&n) => p.idle_timeout_secs = n,
+                        _ => {
+                            bad(format!("{full} must be a whole number of seconds from 1 to 604800 (a week)"))
+                        }
+                    }
+                }
+                "trust.anchors" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!("{full} must be a list of PEM files or directories"));
+                        continue;
+                    };
+                    for item in arr.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) if s.starts_with('/') => p.anchor_paths.push(PathBuf::from(s)),
+                            _ => bad(format!("{full}: every entry must be an absolute path")),
+                        }
+                    }
+                }
+                "trust.distrusted" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!("{full} must be a list of SHA-256 fingerprints (64 hex digits)"));
+                        continue;
+                    };
+                    for item in arr.iter() {
+                        let fp = item.get_ref().as_str().map(|s| s.replace(':', "").to_ascii_lowercase());
+                        match fp
+                            .as_deref()
+                            .and_then(|h| hex::decode(h).ok())
+                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                        {
+                            Some(f) => p.distrusted.push(f),
+                            None => bad(format!(
+                                "{full}: {item:?} is not a SHA-256 fingerprint (64 hex digits)",
+                                item = item.get_ref().as_str().unwrap_or("?")
+                            )),
+                        }
                     }
                 }
                 "applications.allowed" => {
@@ -350,7 +413,68 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
         policy_error(path, format!("has errors:\n{}", list.join("\n")))
     })?;
     p.source = Some(path.to_path_buf());
+    p.anchors = load_anchors(path, &p.anchor_paths)?;
+    if !p.distrusted.is_empty()
+        && p.anchors.iter().any(|a| p.distrusted.contains(&crate::pki::verify::fingerprint(a)))
+    {
+        return Err(policy_error(
+            path,
+            "both trusts and distrusts the same certificate (trust.anchors, trust.distrusted)".into(),
+        ));
+    }
     Ok(p)
+}
+
+/// The CA certificates of `trust.anchors`: PEM files, or directories of
+/// them. Each file must be as safe as the policy itself.
+fn load_anchors(policy: &Path, paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let mut files = Vec::new();
+    for p in paths {
+        let meta = std::fs::metadata(p)
+            .map_err(|e| policy_error(policy, format!("names trust anchors {}: {e}", p.display())))?;
+        if meta.is_dir() {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| policy_error(policy, format!("names trust anchors {}: {e}", p.display())))?
+                .flatten()
+                .map(|e| e.path())
+                .filter(|f| f.is_file())
+                .collect();
+            entries.sort();
+            files.extend(entries);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    let mut anchors = Vec::new();
+    for f in files {
+        let meta = std::fs::metadata(&f)
+            .map_err(|e| policy_error(policy, format!("trust anchor {}: {e}", f.display())))?;
+        if meta.mode() & 0o022 != 0 || (uid != 0 && meta.uid() == uid) {
+            return Err(policy_error(
+                policy,
+                format!("trusts {}, which others than root can write", f.display()),
+            ));
+        }
+        let data = std::fs::read(&f)
+            .map_err(|e| policy_error(policy, format!("trust anchor {}: {e}", f.display())))?;
+        let ders = crate::pki::cert::decode_certificates(&data)
+            .map_err(|e| policy_error(policy, format!("trust anchor {}: {}", f.display(), e.message)))?;
+        for der in ders {
+            let parsed = crate::pki::cert::parse(&der)
+                .map_err(|e| policy_error(policy, format!("trust anchor {}: {}", f.display(), e.message)))?;
+            if !parsed.is_ca {
+                return Err(policy_error(
+                    policy,
+                    format!("trusts {}, which is not a CA certificate", f.display()),
+                ));
+            }
+            anchors.push(der);
+        }
+    }
+    Ok(anchors)
 }
 
 fn policy_error(path: &Path, why: String) -> Error {

@@ -36,7 +36,8 @@ pub struct TokenState {
     signers: Mutex<HashMap<[u8; 32], Arc<LoadedKey>>>,
     /// The master key while the token has no password.
     open_master: Mutex<Option<Arc<TokenKey>>>,
-    idle: Duration,
+    /// Seconds a session's login lasts unused (the policy may change it).
+    idle: std::sync::atomic::AtomicU64,
     /// Counts logins, logouts and password changes, for TOKEN_CHANGED events.
     changes: std::sync::atomic::AtomicU64,
 }
@@ -77,7 +78,7 @@ impl TokenState {
             keys: Mutex::new(HashMap::new()),
             signers: Mutex::new(HashMap::new()),
             open_master: Mutex::new(open_master),
-            idle: IDLE_TIMEOUT,
+            idle: std::sync::atomic::AtomicU64::new(IDLE_TIMEOUT.as_secs()),
             changes: std::sync::atomic::AtomicU64::new(0),
         })
     }
@@ -93,7 +94,10 @@ impl TokenState {
         }
         let mut logins = self.logins.lock().unwrap_or_else(|p| p.into_inner());
         match logins.get_mut(&session) {
-            Some(l) if l.last_use.elapsed() < self.idle => {
+            Some(l)
+                if l.last_use.elapsed()
+                    < Duration::from_secs(self.idle.load(std::sync::atomic::Ordering::Relaxed)) =>
+            {
                 l.last_use = Instant::now();
                 Ok(l.master.clone())
             }
@@ -128,6 +132,11 @@ impl TokenState {
     }
 
     /// Changes with every login, logout and password change.
+    /// How long a login lasts unused (`token.idle_timeout_secs`).
+    pub fn set_idle_timeout(&self, secs: u64) {
+        self.idle.store(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
     pub fn changes(&self) -> u64 {
         self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }

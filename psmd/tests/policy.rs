@@ -252,3 +252,60 @@ fn reloads_announce_changes_and_keep_the_old_policy_when_the_new_one_is_broken()
     assert!(problems[1].1.contains("did you mean \"export\""), "{problems:?}");
     assert!(c.policy_check("[pkcs12]\nexport = true\n").unwrap().is_empty());
 }
+
+#[test]
+fn enterprise_anchors_distrust_and_the_idle_timeout_are_enforced() {
+    let pki = Pki::new();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_pem = dir.path().join("corp-root.pem");
+    std::fs::write(&root_pem, pki.root.cert.pem()).unwrap();
+    std::fs::set_permissions(&root_pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let server = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+
+    // The enterprise root is trusted although no store knows it.
+    let policy = PolicyFile::new(&format!("[trust]\nanchors = [\"{}\"]\n", dir.path().display()));
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+    // Distrusting it on reload takes effect at once (nothing judged under
+    // the old policy is reused).
+    policy.write(&format!("[trust]\ndistrusted = [\"{}\"]\n", pki.root.cert.sha256_hex()));
+    c.policy_reload().unwrap();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    let e = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert!(matches!(e.code, Code::PSM_ERR_CERT_DISTRUSTED | Code::PSM_ERR_CERT_UNKNOWN_ISSUER), "{e}");
+    policy.write("[token]\nidle_timeout_secs = 1\n");
+    c.policy_reload().unwrap();
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+
+    // A login ends after the policy's idle time.
+    let certs = c.pkcs12_import(&pki.good.pkcs12(Some("mine"), "pw"), Some("pw")).unwrap();
+    c.token_set_password(None, Some("a password")).unwrap();
+    let other = d.client();
+    other.token_login(Some("a password")).unwrap();
+    other.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"x").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let e = other.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"x").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_LOGIN_REQUIRED, "{e}");
+
+    // Trusting and distrusting the same certificate, or trusting a file
+    // others can write, is refused.
+    let (code, err) = refused(
+        &format!(
+            "[trust]\nanchors = [\"{}\"]\ndistrusted = [\"{}\"]\n",
+            root_pem.display(),
+            pki.root.cert.sha256_hex()
+        ),
+        0o644,
+    );
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("both trusts and distrusts"), "{err}");
+    std::fs::set_permissions(&root_pem, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (code, err) = refused(&format!("[trust]\nanchors = [\"{}\"]\n", root_pem.display()), 0o644);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("others than root can write"), "{err}");
+    let (code, err) = refused("[trust]\ndistrusted = [\"abc\"]\n", 0o644);
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("SHA-256"), "{err}");
+}

@@ -84,6 +84,15 @@ fn usage_bits(usage: CertUsage) -> (u32, u32) {
 
 /// The verifier's view of the store for one usage: anchors, every other
 /// known certificate as a possible intermediate, distrust, peers, CRLs.
+/// Adds what the system policy says to a trust set built from the store:
+/// its anchors, trusted for every usage, and its distrusted certificates,
+/// which nothing the store says can trust again.
+pub fn apply_policy(set: &mut TrustSet, policy: &crate::policy::Policy) {
+    set.anchors.extend(policy.anchors.iter().cloned());
+    set.distrusted.extend(policy.distrusted.iter().copied());
+    set.trusted_peers.retain(|fp| !policy.distrusted.contains(fp));
+}
+
 pub fn trust_set(store: &Store, usage: CertUsage) -> Result<TrustSet, Error> {
     let (ca_bit, peer_bit) = usage_bits(usage);
     let mut set = TrustSet::default();
@@ -112,6 +121,7 @@ pub fn trust_set(store: &Store, usage: CertUsage) -> Result<TrustSet, Error> {
 }
 
 pub fn verify(shared: &Shared, der: Vec<u8>, usage: CertUsage, name: Option<String>, at: i64) -> Outcome {
+    let policy = shared.tls.policy();
     with_store(shared, move |store| {
         let leaf = cert::parse(&der)?;
         let at = if at == 0 {
@@ -123,7 +133,8 @@ pub fn verify(shared: &Shared, der: Vec<u8>, usage: CertUsage, name: Option<Stri
             None | Some("") => Name::None,
             Some(n) => Name::parse(n),
         };
-        let set = trust_set(store, usage)?;
+        let mut set = trust_set(store, usage)?;
+        apply_policy(&mut set, &policy);
         let v = verify::verify(&leaf.der, map_usage(usage), name, at, &set);
         let chain = v
             .chain

@@ -169,6 +169,15 @@ const RECHECK: Duration = Duration::from_secs(60);
 /// Certificates the cache holds.
 const CACHE_ENTRIES: usize = 256;
 
+impl Cache {
+    /// Forgets every verdict (the policy's trust settings changed).
+    pub fn clear(&self) {
+        self.certs.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.verdicts.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.described.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
 /// Signers' and recipients' certificates as checked for S/MIME, so that
 /// signing a short message costs the signature, not a walk of the store:
 /// valid while the store is unchanged, for at most [`RECHECK`].

@@ -118,9 +118,18 @@ impl TlsContext {
 
     /// Puts `p` in force; true if it differs from the policy it replaces.
     pub fn set_policy(&self, p: crate::policy::Policy) -> bool {
+        self.token.set_idle_timeout(p.idle_timeout_secs);
         let mut cur = self.policy.write().unwrap_or_else(|p| p.into_inner());
         let changed = **cur != p;
         *cur = Arc::new(p);
+        drop(cur);
+        if changed {
+            // Everything judged under the old trust settings is judged again:
+            // trust sets, S/MIME verdicts, and TLS sessions to resume.
+            *self.trust.lock().unwrap_or_else(|p| p.into_inner()) = Default::default();
+            self.smime.clear();
+            self.resumption.lock().unwrap_or_else(|p| p.into_inner()).0 = u64::MAX;
+        }
         changed
     }
 
@@ -152,7 +161,9 @@ impl TlsContext {
         {
             return Ok(set.clone());
         }
-        let set = Arc::new(crate::ops::cert::trust_set(store, usage)?);
+        let mut set = crate::ops::cert::trust_set(store, usage)?;
+        crate::ops::cert::apply_policy(&mut set, &self.policy());
+        let set = Arc::new(set);
         cached[slot] = Some((generation, set.clone()));
         Ok(set)
     }
