@@ -57,6 +57,9 @@ enum Cmd {
     /// Starting and stopping psmd.
     #[command(subcommand)]
     Daemon(DaemonCmd),
+    /// Server certificates the user accepted despite errors ("always").
+    #[command(subcommand)]
+    Override(OverrideCmd),
     /// The system security policy (/etc/psm/policy.toml).
     #[command(subcommand)]
     Policy(PolicyCmd),
@@ -172,6 +175,17 @@ enum TokenCmd {
     Passwd {
         #[arg(long, value_name = "FD")]
         password_fd: Option<i32>,
+    },
+}
+
+#[derive(Subcommand)]
+enum OverrideCmd {
+    /// Every stored override: host, port, certificate, accepted errors.
+    List,
+    /// Forget the overrides for HOST:PORT.
+    Delete {
+        #[arg(value_name = "HOST:PORT")]
+        target: String,
     },
 }
 
@@ -316,6 +330,7 @@ fn run(cli: Cli) -> Outcome {
         Cmd::Token(t) => token(&cli, t),
         Cmd::Daemon(d) => daemon(&cli, d),
         Cmd::Policy(p) => policy(&cli, p),
+        Cmd::Override(o) => overrides(&cli, o),
         Cmd::Reload => {
             connect(&cli)?.policy_reload()?;
             println!("psmd read the policy again");
@@ -861,6 +876,51 @@ fn policy(cli: &Cli, cmd: &PolicyCmd) -> Outcome {
             } else {
                 Err(fail(format!("{} problem(s) in {}", problems.len(), file.display())))
             }
+        }
+    }
+}
+
+fn overrides(cli: &Cli, cmd: &OverrideCmd) -> Outcome {
+    let c = connect(cli)?;
+    match cmd {
+        OverrideCmd::List => {
+            let json = c.override_list_json()?;
+            let list: serde_json::Value = serde_json::from_str(&json)
+                .map_err(|e| fail(format!("psmd's override list is not JSON: {e}")))?;
+            if cli.json {
+                println!("{list:#}");
+                return Ok(());
+            }
+            let rows: Vec<Vec<String>> = list
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|o| {
+                            let errors: Vec<&str> = o["errors"]
+                                .as_array()
+                                .map(|e| e.iter().filter_map(|x| x.as_str()).collect())
+                                .unwrap_or_default();
+                            vec![
+                                format!("{}:{}", o["host"].as_str().unwrap_or("?"), o["port"]),
+                                errors.join(","),
+                                date(o["added"].as_i64().unwrap_or(0))[..10].to_string(),
+                                format!("sha256:{}", o["sha256"].as_str().unwrap_or("?")),
+                            ]
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            table(&["SITE", "ACCEPTED ERRORS", "ADDED", "CERTIFICATE"], &rows);
+            Ok(())
+        }
+        OverrideCmd::Delete { target } => {
+            let (host, port) = target
+                .rsplit_once(':')
+                .and_then(|(h, p)| Some((h.trim_matches(['[', ']']), p.parse::<u16>().ok()?)))
+                .ok_or_else(|| Failure { status: 2, message: format!("\"{target}\" is not HOST:PORT") })?;
+            c.override_delete(host, port)?;
+            println!("forgot the overrides for {host}:{port}");
+            Ok(())
         }
     }
 }

@@ -325,4 +325,9 @@ fn policy_files_are_checked_shown_and_reloaded() {
     assert!(shown.contains("policy: none") && shown.contains("pkcs12.export = true"), "{shown}");
     assert_eq!(e.json(&["policy", "show"])["tls"]["min_version"], "1.2");
     assert!(e.ok(&["reload"]).contains("read the policy again"));
+    // Overrides: none stored; deleting one that is not there is an error.
+    assert!(e.ok(&["override", "list"]).starts_with("SITE"));
+    assert_eq!(e.json(&["override", "list"]), serde_json::json!([]));
+    assert_eq!(e.run(&["override", "delete", "example.com:443"]).status.code(), Some(1));
+    assert_eq!(e.run(&["override", "delete", "example.com"]).status.code(), Some(2));
 }

@@ -222,6 +222,8 @@ impl Session {
                 ops::tls::accept(self, fd, sha256_hex, policy_opts(stats, opts))
             }
             Request::PolicyReload => Outcome::PolicyReload,
+            Request::OverrideList => ops::cert::override_list(stats),
+            Request::OverrideDelete { host, port } => ops::cert::override_delete(stats, host, port),
             Request::PolicyCheck { text } => {
                 let problems: Vec<serde_json::Value> = crate::policy::parse(&text)
                     .err()

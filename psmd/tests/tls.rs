@@ -1245,3 +1245,28 @@ fn other_applications_hear_of_store_and_token_changes() {
     e.c.token_set_password(None, Some("a password")).unwrap();
     wait(psm::proto::Event::TokenChanged);
 }
+
+#[test]
+fn stored_overrides_are_listed_and_forgotten() {
+    let e = env();
+    let server = echo_server(&e.pki.self_signed);
+    let prompts = Prompts::install(&e.c, |_| Some("always".into()));
+    e.c.ssl_connect("localhost", server.port(), &opts()).unwrap();
+    assert_eq!(prompts.seen().len(), 1);
+    let list: Value = serde_json::from_str(&e.c.override_list_json().unwrap()).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0]["host"], "localhost");
+    assert_eq!(list[0]["port"], server.port());
+    assert_eq!(list[0]["sha256"], e.pki.self_signed.sha256_hex());
+    assert_eq!(list[0]["errors"], serde_json::json!(["unknown-issuer"]));
+    // Remembered: no question the second time.
+    e.c.ssl_connect("localhost", server.port(), &opts()).unwrap();
+    assert_eq!(prompts.seen().len(), 1);
+    // Forgotten: asked again.
+    e.c.override_delete("localhost", server.port()).unwrap();
+    assert_eq!(e.c.override_delete("localhost", server.port()).unwrap_err().code, Code::PSM_ERR_NOT_FOUND);
+    assert_eq!(e.c.override_list_json().unwrap(), "[]");
+    e.c.ssl_connect("localhost", server.port(), &opts()).unwrap();
+    assert_eq!(prompts.seen().len(), 2);
+}

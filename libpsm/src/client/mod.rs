@@ -204,6 +204,23 @@ impl Client {
         }
     }
 
+    /// The user's certificate overrides, as JSON: a list of `{host, port,
+    /// sha256, errors, added}`.
+    pub fn override_list_json(&self) -> Result<String> {
+        match self.conn.call(Request::OverrideList)?.0 {
+            Reply::Json(j) => Ok(j),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Forgets the certificate overrides for `host`:`port`.
+    pub fn override_delete(&self, host: &str, port: u16) -> Result<()> {
+        match self.conn.call(Request::OverrideDelete { host: host.to_string(), port })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Checks a policy file's text without applying it: every problem with
     /// its line (empty: the policy is good).
     pub fn policy_check(&self, text: &str) -> Result<Vec<(usize, String)>> {

@@ -206,6 +206,8 @@ mod tests {
             Request::SmimeCertsOnly { certs: vec!["a".into(), "b".into()], flags: SMIME_DER },
             Request::SmimeReadCerts { data: vec![3] },
             Request::PolicyReload,
+            Request::OverrideList,
+            Request::OverrideDelete { host: "example.com".into(), port: 443 },
             Request::PolicyCheck { text: "[tls]\nmin_version = \"1.3\"\n".into() },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },

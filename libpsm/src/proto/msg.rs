@@ -285,6 +285,14 @@ pub enum Request {
     PolicyCheck {
         text: String,
     },
+    /// The user's stored certificate overrides. Replies `Json`: a list of
+    /// `{host, port, sha256, errors, added}`.
+    OverrideList,
+    /// Forgets the overrides for `host`:`port`. `NOT_FOUND` if none.
+    OverrideDelete {
+        host: String,
+        port: u16,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -309,7 +317,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 43;
+pub const REQUEST_KINDS: u32 = 45;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -461,6 +469,8 @@ impl Request {
             Request::SmimeStream { .. } => "SmimeStream",
             Request::PolicyReload => "PolicyReload",
             Request::PolicyCheck { .. } => "PolicyCheck",
+            Request::OverrideList => "OverrideList",
+            Request::OverrideDelete { .. } => "OverrideDelete",
         }
     }
 }

@@ -157,3 +157,26 @@ fn map_usage(u: CertUsage) -> Usage {
         CertUsage::CodeSigning => Usage::CodeSigning,
     }
 }
+
+pub fn override_list(shared: &Shared) -> Outcome {
+    with_store(shared, |store| {
+        let list: Vec<serde_json::Value> = store
+            .overrides()?
+            .into_iter()
+            .map(|(host, port, sha256, bits, added)| {
+                serde_json::json!({
+                    "host": host, "port": port, "sha256": hex::encode(sha256),
+                    "errors": crate::tls::verifier::error_names(bits), "added": added,
+                })
+            })
+            .collect();
+        Ok(Reply::Json(serde_json::Value::Array(list).to_string()))
+    })
+}
+
+pub fn override_delete(shared: &Shared, host: String, port: u16) -> Outcome {
+    with_store(shared, move |store| match store.delete_overrides(&host.to_ascii_lowercase(), port)? {
+        0 => Err(Error::new(Code::PSM_ERR_NOT_FOUND, format!("no certificate override for {host}:{port}"))),
+        _ => Ok(Reply::Done),
+    })
+}

@@ -7,6 +7,10 @@ use super::{Store, db_error};
 use psm::Error;
 use rusqlite::{OptionalExtension, params};
 
+/// A stored override: host, port, certificate SHA-256, error bits, and
+/// when it was added (unix seconds).
+pub type OverrideRow = (String, u16, [u8; 32], u32, i64);
+
 impl Store {
     /// The error bits accepted for this certificate at `host`:`port`, if any.
     pub fn override_bits(&self, host: &str, port: u16, sha256: &[u8; 32]) -> Result<Option<u32>, Error> {
@@ -36,6 +40,25 @@ impl Store {
             )
             .map_err(db_error)?;
         Ok(())
+    }
+
+    /// Every override: (host, port, certificate SHA-256, error bits, added).
+    pub fn overrides(&self) -> Result<Vec<OverrideRow>, Error> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT host, port, sha256, error_bits, added FROM overrides ORDER BY host, port")
+            .map_err(db_error)?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
+            .map_err(db_error)?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(db_error)
+    }
+
+    /// Forgets the overrides for `host`:`port` (every certificate); how many.
+    pub fn delete_overrides(&mut self, host: &str, port: u16) -> Result<usize, Error> {
+        self.db
+            .execute("DELETE FROM overrides WHERE host = ?1 AND port = ?2", params![host, port])
+            .map_err(db_error)
     }
 }
 

@@ -24,6 +24,20 @@ const fn bit(s: Status) -> u32 {
     1 << (s as u32)
 }
 
+/// The kinds of error in `bits`, by name (as the policy names them).
+pub fn error_names(bits: u32) -> Vec<&'static str> {
+    [
+        (Status::UnknownIssuer, "unknown-issuer"),
+        (Status::Expired, "expired"),
+        (Status::NotYetValid, "not-yet-valid"),
+        (Status::NameMismatch, "name-mismatch"),
+    ]
+    .iter()
+    .filter(|(s, _)| bits & bit(*s) != 0)
+    .map(|(_, n)| *n)
+    .collect()
+}
+
 /// The answers to a server trust prompt.
 pub const ANSWER_ONCE: &str = "once";
 pub const ANSWER_ALWAYS: &str = "always";
