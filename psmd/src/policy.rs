@@ -21,6 +21,7 @@
 //! | `token.password_required` | false | the token password cannot be removed |
 //! | `token.min_password_length` | 0 | shortest new token password |
 //! | `token.idle_timeout_secs` | 1800 | a session's login ends after this long unused |
+//! | `token.app_password_prompts` | true | whether applications may answer the token-password prompt themselves |
 //! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
 
 use crate::pki::verify::Status;
@@ -54,6 +55,7 @@ pub struct Policy {
     /// SHA-256 of certificates the policy distrusts.
     pub distrusted: Vec<[u8; 32]>,
     pub idle_timeout_secs: u64,
+    pub app_password_prompts: bool,
 }
 
 pub const fn status_bit(s: Status) -> u32 {
@@ -83,6 +85,7 @@ impl Default for Policy {
             anchor_paths: Vec::new(),
             distrusted: Vec::new(),
             idle_timeout_secs: 30 * 60,
+            app_password_prompts: true,
         }
     }
 }
@@ -103,6 +106,7 @@ impl Policy {
                 "password_required": self.password_required,
                 "min_password_length": self.min_password_length,
                 "idle_timeout_secs": self.idle_timeout_secs,
+                "app_password_prompts": self.app_password_prompts,
             },
             "trust": {
                 "anchors": self.anchor_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
@@ -213,7 +217,9 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             "tls" => &["min_version"],
             "overrides" => &["allowed", "errors"],
             "pkcs12" => &["export"],
-            "token" => &["password_required", "min_password_length", "idle_timeout_secs"],
+            "token" => {
+                &["password_required", "min_password_length", "idle_timeout_secs", "app_password_prompts"]
+            }
             "trust" => &["anchors", "distrusted"],
             "applications" => &["allowed"],
             _ => {
@@ -270,6 +276,11 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                 "pkcs12.export" => {
                     if let Some(b) = want_bool(&mut bad) {
                         p.pkcs12_export = b;
+                    }
+                }
+                "token.app_password_prompts" => {
+                    if let Some(b) = want_bool(&mut bad) {
+                        p.app_password_prompts = b;
                     }
                 }
                 "token.password_required" => {

@@ -309,3 +309,38 @@ fn enterprise_anchors_distrust_and_the_idle_timeout_are_enforced() {
     assert_eq!(code, Some(6), "{err}");
     assert!(err.contains("SHA-256"), "{err}");
 }
+
+#[test]
+fn applications_may_be_kept_from_asking_for_the_token_password() {
+    use common::certs::{Spec, ca, make};
+    let policy = PolicyFile::new("[token]\napp_password_prompts = false\n");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let root = ca("Mail Root");
+    c.cert_import(&root.pem(), Some("root"), psm::proto::TRUST_CA_EMAIL).unwrap();
+    let me =
+        make(&Spec { cn: "Me", emails: &["me@example.com"], serial: 4, ..Default::default() }, Some(&root));
+    let p12 =
+        openssl::pkcs12::Pkcs12::builder().name("me").pkey(&me.key).cert(&me.cert).build2("pw").unwrap();
+    c.pkcs12_import(&p12.to_der().unwrap(), Some("pw")).unwrap();
+    c.token_set_password(None, Some("token pw")).unwrap();
+    let app = d.client();
+    let asked = Arc::new(AtomicUsize::new(0));
+    let (a2, weak) = (asked.clone(), app.downgrade());
+    app.set_prompt_handler(Some(Arc::new(move |p: Prompt| {
+        a2.fetch_add(1, Ordering::SeqCst);
+        let _ = weak.upgrade().map(|c| c.prompt_answer(p.id, Some("token pw")));
+    })))
+    .unwrap();
+    let signer = format!("sha256:{}", me.sha256_hex());
+    let mail = b"Content-Type: text/plain\n\nhi\n";
+    let e = app.smime_sign(&signer, 0, mail).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_NO_UI, "{e}");
+    assert!(e.message.contains("policy"), "{e}");
+    assert_eq!(asked.load(Ordering::SeqCst), 0, "the application was asked for the password");
+    // Allowed again: the handler answers and the key signs.
+    policy.write("[token]\napp_password_prompts = true\n");
+    c.policy_reload().unwrap();
+    app.smime_sign(&signer, 0, mail).unwrap();
+    assert_eq!(asked.load(Ordering::SeqCst), 1);
+}

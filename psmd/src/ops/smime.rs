@@ -101,6 +101,17 @@ fn unlock(jc: &JobCtx<'_>, purpose: &str) -> Result<(), Error> {
         }
         Err(_) => {}
     }
+    if !ctx.policy().app_password_prompts {
+        // The administrator wants the password typed into psm's own
+        // dialog, never into an application's window.
+        return Err(Error::new(
+            Code::PSM_ERR_NO_UI,
+            format!(
+                "{purpose} needs the token password, and the security policy does not let applications ask for it; \
+                 log in with psm's own tools first"
+            ),
+        ));
+    }
     let details = serde_json::json!({ "token": "psm soft token", "purpose": purpose }).to_string();
     for attempt in 0..PASSWORD_TRIES {
         let message = if attempt == 0 {
