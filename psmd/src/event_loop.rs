@@ -181,11 +181,13 @@ impl EventLoop {
             Pool::new(config.workers, wake.clone()).map_err(|e| DaemonError::os("starting workers", e))?;
         let mailbox = Arc::new(Mailbox::new(wake));
         let store_generation = config.store.generation();
+        let profile_dir = config.store.dir.clone();
         let store = Arc::new(std::sync::Mutex::new(config.store));
         let token = Arc::new(config.token);
         let prompts = Arc::new(crate::prompt::Prompts::new(mailbox.clone()));
         let tls =
             Arc::new(crate::tls::TlsContext::new(store.clone(), token.clone(), prompts, mailbox.clone()));
+        tls.audit.configure(Some(&profile_dir), false);
         tls.set_policy(config.policy);
 
         let Signals { pipe: mut signals, terminate, reload } = signals;
@@ -1238,6 +1240,7 @@ impl EventLoop {
         }
         self.stats.sessions -= 1;
         self.stats.token.logout(conn.session.id);
+        self.stats.tls.audit.session(conn.session.id, None);
         self.maybe_changed = true;
         self.stats.tls.prompts.cancel_session(conn.session.id);
         tracing::debug!(session = conn.session.id, "disconnected");

@@ -6,6 +6,7 @@
 //! requests are dispatched to the op handlers in [`ops`], slow ones run on
 //! the [`pool`], and bulk data flows through [`channel`]s.
 
+pub mod audit;
 pub mod channel;
 pub mod error;
 pub mod event_loop;

@@ -23,6 +23,7 @@
 //! | `token.idle_timeout_secs` | 1800 | a session's login ends after this long unused |
 //! | `token.app_password_prompts` | true | whether applications may answer the token-password prompt themselves |
 //! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
+//! | `audit.enabled` | false | a line per private-key use and trust decision in `audit.log` |
 
 use crate::pki::verify::Status;
 use psm::{Code, Error};
@@ -56,6 +57,7 @@ pub struct Policy {
     pub distrusted: Vec<[u8; 32]>,
     pub idle_timeout_secs: u64,
     pub app_password_prompts: bool,
+    pub audit: bool,
 }
 
 pub const fn status_bit(s: Status) -> u32 {
@@ -86,6 +88,7 @@ impl Default for Policy {
             distrusted: Vec::new(),
             idle_timeout_secs: 30 * 60,
             app_password_prompts: true,
+            audit: false,
         }
     }
 }
@@ -113,6 +116,7 @@ impl Policy {
                 "anchor_certificates": self.anchors.len(),
                 "distrusted": self.distrusted.iter().map(hex::encode).collect::<Vec<_>>(),
             },
+            "audit": { "enabled": self.audit },
             "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
         })
     }
@@ -187,7 +191,7 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
     }
 }
 
-const SECTIONS: [&str; 6] = ["tls", "trust", "overrides", "pkcs12", "token", "applications"];
+const SECTIONS: [&str; 7] = ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit"];
 
 /// Parses a policy, reporting every problem with its line.
 pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
@@ -222,6 +226,7 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             }
             "trust" => &["anchors", "distrusted"],
             "applications" => &["allowed"],
+            "audit" => &["enabled"],
             _ => {
                 problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
                 continue;
@@ -272,6 +277,11 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                         }
                     }
                     p.overridable = bits;
+                }
+                "audit.enabled" => {
+                    if let Some(b) = want_bool(&mut bad) {
+                        p.audit = b;
+                    }
                 }
                 "pkcs12.export" => {
                     if let Some(b) = want_bool(&mut bad) {

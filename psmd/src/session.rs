@@ -171,7 +171,13 @@ impl Session {
                         ),
                     )));
                 }
-                Outcome::Reply(ops::core::hello(self, version_min, version_max, app_name, flags))
+                let reply = ops::core::hello(self, version_min, version_max, app_name, flags);
+                if reply.is_ok()
+                    && let Some(name) = &self.app_name
+                {
+                    stats.tls.audit.session(self.id, Some((name, self.pid, self.exe.as_deref())));
+                }
+                Outcome::Reply(reply)
             }
             Request::Ping => Outcome::Reply(Ok(Reply::Pong)),
             Request::Status => Outcome::Status,

@@ -344,3 +344,46 @@ fn applications_may_be_kept_from_asking_for_the_token_password() {
     app.smime_sign(&signer, 0, mail).unwrap();
     assert_eq!(asked.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn the_audit_log_records_key_uses_and_trust_decisions_and_no_secrets() {
+    let policy = PolicyFile::new("[audit]\nenabled = true\n");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let pki = Pki::new();
+    let certs = c.pkcs12_import(&pki.good.pkcs12(Some("mine"), "p12-secret"), Some("p12-secret")).unwrap();
+    c.token_set_password(None, Some("token-secret")).unwrap();
+    c.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"data").unwrap();
+    let server = TlsServer::start(ServerSetup::new(&pki.self_signed, Mode::Echo));
+    let weak = c.downgrade();
+    c.set_prompt_handler(Some(Arc::new(move |p: Prompt| {
+        let _ = weak.upgrade().map(|c| c.prompt_answer(p.id, Some("once")));
+    })))
+    .unwrap();
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+    let other = d.client();
+    let e = other.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"data").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_LOGIN_REQUIRED);
+
+    let log_path = d.rt.profile().join("audit.log");
+    let text = std::fs::read_to_string(&log_path).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let sign = lines.iter().find(|l| l["op"] == "key-sign" && l["result"] == "ok").expect("a key-sign line");
+    assert_eq!(sign["cert"], certs[0].sha256_hex);
+    assert_eq!(sign["app"], "policy-test");
+    assert!(sign["pid"].as_i64().is_some() && sign["time"].as_u64().is_some());
+    assert!(lines.iter().any(|l| l["op"] == "key-sign" && l["result"] == "PSM_ERR_LOGIN_REQUIRED"));
+    let trust = lines.iter().find(|l| l["op"] == "trust-decision").expect("a trust-decision line");
+    assert_eq!(trust["result"], "once");
+    assert_eq!(trust["detail"], format!("localhost:{}", server.port()));
+    assert_eq!(trust["cert"], pki.self_signed.sha256_hex());
+    assert!(!text.contains("secret"), "a secret in the audit log: {text}");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(&log_path).unwrap().mode() & 0o777, 0o600);
+
+    // Turned off: nothing more is written.
+    policy.write("[audit]\nenabled = false\n");
+    c.policy_reload().unwrap();
+    c.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"data").unwrap();
+    assert_eq!(std::fs::read_to_string(&log_path).unwrap(), text);
+}

@@ -94,23 +94,46 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
     };
     // A key used before, whose signatures take microseconds, signs right
     // here: a trip through the pool would cost more than the signature.
+    let audit = move |ctx: &crate::tls::TlsContext, r: &Result<Reply, Error>| {
+        let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
+        ctx.audit.record(session, "key-sign", &sha256_hex_of(&fp), &result, None);
+    };
     if let Some(key) = shared.token.cached_signer(session, &fp).filter(|k| k.signs_fast()) {
-        return Outcome::Reply(key.sign(sig_alg(alg), &data).map(Reply::Bytes));
+        let r = key.sign(sig_alg(alg), &data).map(Reply::Bytes);
+        audit(&shared.tls, &r);
+        return Outcome::Reply(r);
     }
-    let (store, token) = (shared.store.clone(), shared.token.clone());
+    let (store, token, ctx) = (shared.store.clone(), shared.token.clone(), shared.tls.clone());
     work(move || {
-        let (spki, row) = {
-            let store = store.lock().unwrap_or_else(|p| p.into_inner());
-            let spki = store.cert_spki(&fp)?;
-            (spki, store.key_for_spki(&spki)?)
-        };
-        let row = row.ok_or_else(|| {
-            Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
-        })?;
-        let key = token.key(session, &spki, &row)?;
-        token.remember_signer(&fp, key.clone());
-        Ok(Reply::Bytes(key.sign(sig_alg(alg), &data)?))
+        let r = sign_with_store(&store, &token, session, &fp, alg, &data);
+        audit(&ctx, &r);
+        r
     })
+}
+
+fn sha256_hex_of(fp: &[u8; 32]) -> String {
+    hex::encode(fp)
+}
+
+fn sign_with_store(
+    store: &std::sync::Arc<std::sync::Mutex<crate::store::Store>>,
+    token: &crate::token::TokenState,
+    session: u64,
+    fp: &[u8; 32],
+    alg: SigKind,
+    data: &[u8],
+) -> Result<Reply, Error> {
+    let (spki, row) = {
+        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+        let spki = store.cert_spki(fp)?;
+        (spki, store.key_for_spki(&spki)?)
+    };
+    let row = row.ok_or_else(|| {
+        Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
+    })?;
+    let key = token.key(session, &spki, &row)?;
+    token.remember_signer(fp, key.clone());
+    Ok(Reply::Bytes(key.sign(sig_alg(alg), data)?))
 }
 
 fn ask_password() -> Error {

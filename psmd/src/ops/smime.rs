@@ -138,6 +138,14 @@ fn find(store: &Store, query: &str) -> Result<CertInfo, Error> {
 
 /// The private key of `info`, unsealed for the session.
 fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
+    let r = unsealed_key(jc, info, purpose);
+    let op = if purpose.contains("sign") { "smime-sign" } else { "smime-decrypt" };
+    let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
+    jc.ctx.audit.record(jc.session(), op, &info.sha256_hex, &result, None);
+    r
+}
+
+fn unsealed_key(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
     let fp = crate::store::parse_fingerprint(&format!("sha256:{}", info.sha256_hex))?;
     if let Some(key) = jc.ctx.token.cached_signer(jc.session(), &fp) {
         return Ok(key);
@@ -360,7 +368,10 @@ pub fn sign_on_loop(
         Ok(Reply::Bytes(out.mem_contents()))
     };
     drop(openssl::error::ErrorStack::get());
-    Some(run())
+    let r = run();
+    let result = r.as_ref().map_or_else(|e: &Error| format!("{:?}", e.code), |_| "ok".to_string());
+    ctx.audit.record(session, "smime-sign", &c.info.sha256_hex, &result, None);
+    Some(r)
 }
 
 struct SignSetup {

@@ -21,6 +21,13 @@ const MAX_CHAIN: usize = 5;
 /// present, followed by the CA certificates above it that the store holds
 /// (not the self-signed root: the peer must already have it).
 pub fn certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
+    let r = load_certified_key(ctx, session, sha256);
+    let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
+    ctx.audit.record(session, "tls-key", &hex::encode(sha256), &result, None);
+    r
+}
+
+fn load_certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
     let (leaf, row, cas) = {
         let store = ctx.lock_store();
         let leaf = store.get(sha256)?;

@@ -75,6 +75,8 @@ pub struct TlsContext {
     trust: Mutex<[Option<Generational<TrustSet>>; 5]>,
     /// S/MIME signers' and recipients' certificates, checked and ready.
     pub smime: crate::ops::smime::Cache,
+    /// The audit log (when the policy turns it on).
+    pub audit: crate::audit::Audit,
     /// The system policy in force (replaced whole on reload).
     policy: std::sync::RwLock<Arc<crate::policy::Policy>>,
     running: AtomicUsize,
@@ -107,6 +109,7 @@ impl TlsContext {
             trust: Mutex::new(Default::default()),
             smime: Default::default(),
             policy: Default::default(),
+            audit: Default::default(),
             running: AtomicUsize::new(0),
         }
     }
@@ -119,6 +122,7 @@ impl TlsContext {
     /// Puts `p` in force; true if it differs from the policy it replaces.
     pub fn set_policy(&self, p: crate::policy::Policy) -> bool {
         self.token.set_idle_timeout(p.idle_timeout_secs);
+        self.audit.configure(None, p.audit);
         let mut cur = self.policy.write().unwrap_or_else(|p| p.into_inner());
         let changed = **cur != p;
         *cur = Arc::new(p);

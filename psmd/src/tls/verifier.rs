@@ -147,9 +147,22 @@ impl Verifier {
             return Err(refuse(format!("{} (the security policy does not let users accept this)", v.detail)));
         }
         let sha256 = verify::fingerprint(end_entity.as_ref());
+        let decided = |result: &str| {
+            let site = format!("{}:{}", self.host, self.port);
+            self.ctx.audit.record(
+                self.to.session_id,
+                "trust-decision",
+                &hex::encode(sha256),
+                result,
+                Some(&site),
+            );
+        };
         let stored = self.ctx.lock_store().override_bits(&self.host, self.port, &sha256);
         match stored {
-            Ok(Some(accepted)) if bits & !accepted == 0 => return Ok(self.accept(&v, ANSWER_ALWAYS)),
+            Ok(Some(accepted)) if bits & !accepted == 0 => {
+                decided("stored-always");
+                return Ok(self.accept(&v, ANSWER_ALWAYS));
+            }
             Ok(_) => {}
             Err(e) => return Err(self.refuse(v.status, e)),
         }
@@ -159,14 +172,21 @@ impl Verifier {
         let mut presented: Vec<&[u8]> = vec![end_entity.as_ref()];
         presented.extend(intermediates.iter().map(|c| c.as_ref()));
         match self.ask(&v, bits, &presented).as_deref() {
-            Ok(ANSWER_ONCE) => Ok(self.accept(&v, ANSWER_ONCE)),
+            Ok(ANSWER_ONCE) => {
+                decided("once");
+                Ok(self.accept(&v, ANSWER_ONCE))
+            }
             Ok(ANSWER_ALWAYS) => {
                 if let Err(e) = self.ctx.lock_store().put_override(&self.host, self.port, &sha256, bits) {
                     return Err(self.refuse(v.status, e));
                 }
+                decided("always");
                 Ok(self.accept(&v, ANSWER_ALWAYS))
             }
-            Ok(_) => Err(refuse(format!("{} (the user rejected the certificate)", v.detail))),
+            Ok(_) => {
+                decided("rejected");
+                Err(refuse(format!("{} (the user rejected the certificate)", v.detail)))
+            }
             Err(e) => Err(self.refuse(v.status, e.clone())),
         }
     }
