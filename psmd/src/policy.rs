@@ -13,6 +13,8 @@
 //! | setting | default | effect |
 //! |---|---|---|
 //! | `tls.min_version` = "1.2" / "1.3" | "1.2" | TLS channels refuse older servers |
+//! | `tls.cipher_suites` | all of rustls's | the suites TLS channels offer and accept (rustls names) |
+//! | `tls.groups` | all of rustls's | the key exchange groups, in order of preference |
 //! | `trust.anchors` | none | PEM files or directories of CA certificates always trusted (every usage) |
 //! | `trust.distrusted` | none | SHA-256 fingerprints (hex) of certificates never trusted |
 //! | `overrides.allowed` | true | whether users may accept certificate errors (once or always) |
@@ -50,6 +52,10 @@ pub struct Policy {
     pub password_required: bool,
     pub min_password_length: usize,
     pub allowed_apps: Option<Vec<PathBuf>>,
+    /// TLS cipher suites and key exchange groups allowed (rustls's names,
+    /// in order of preference); None: all the provider has.
+    pub cipher_suites: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
     /// CA certificates (DER) from `trust.anchors`, and the paths they came from.
     pub anchors: Vec<Vec<u8>>,
     pub anchor_paths: Vec<PathBuf>,
@@ -83,6 +89,8 @@ impl Default for Policy {
             password_required: false,
             min_password_length: 0,
             allowed_apps: None,
+            cipher_suites: None,
+            groups: None,
             anchors: Vec::new(),
             anchor_paths: Vec::new(),
             distrusted: Vec::new(),
@@ -99,7 +107,11 @@ impl Policy {
         serde_json::json!({
             "source": self.source.as_ref().map(|p| p.display().to_string()),
             "sha256": self.sha256,
-            "tls": { "min_version": if self.min_tls == psm::proto::TLS_1_3 { "1.3" } else { "1.2" } },
+            "tls": {
+                "min_version": if self.min_tls == psm::proto::TLS_1_3 { "1.3" } else { "1.2" },
+                "cipher_suites": self.cipher_suites,
+                "groups": self.groups,
+            },
             "overrides": {
                 "allowed": self.overrides_allowed,
                 "errors": ERROR_NAMES.iter().filter(|(_, s)| self.overridable & status_bit(*s) != 0).map(|(n, _)| *n).collect::<Vec<_>>(),
@@ -218,7 +230,7 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             continue;
         };
         let keys: &[&str] = match name {
-            "tls" => &["min_version"],
+            "tls" => &["min_version", "cipher_suites", "groups"],
             "overrides" => &["allowed", "errors"],
             "pkcs12" => &["export"],
             "token" => {
@@ -254,6 +266,40 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                     Some("1.3") => p.min_tls = psm::proto::TLS_1_3,
                     _ => bad(format!("{full} must be \"1.2\" or \"1.3\" (psm speaks no older TLS)")),
                 },
+                "tls.cipher_suites" | "tls.groups" => {
+                    let suites = full == "tls.cipher_suites";
+                    let known = if suites { known_suites() } else { known_groups() };
+                    let known: Vec<&str> = known.iter().map(String::as_str).collect();
+                    let Some(arr) = v.as_array() else {
+                        bad(format!(
+                            "{full} must be a list of names, e.g. [\"{}\"]",
+                            known.first().unwrap_or(&"?")
+                        ));
+                        continue;
+                    };
+                    let mut list = Vec::new();
+                    for item in arr.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) if known.contains(&s) => list.push(s.to_string()),
+                            Some(s) => bad(unknown(
+                                if suites { "cipher suite" } else { "key exchange group" },
+                                s,
+                                &known,
+                            )),
+                            None => bad(format!("{full} lists names")),
+                        }
+                    }
+                    if list.is_empty() && arr.iter().next().is_none() {
+                        bad(format!(
+                            "{full} is empty: no TLS connection could be made (omit it to allow all)"
+                        ));
+                    }
+                    if suites {
+                        p.cipher_suites = Some(list);
+                    } else {
+                        p.groups = Some(list);
+                    }
+                }
                 "overrides.allowed" => {
                     if let Some(b) = want_bool(&mut bad) {
                         p.overrides_allowed = b;
@@ -371,6 +417,19 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                 .into(),
         });
     }
+    if p.min_tls == psm::proto::TLS_1_3
+        && let Some(suites) = &p.cipher_suites
+        && !suites.is_empty()
+        && suites.iter().all(|s| !s.starts_with("TLS13_"))
+    {
+        let line =
+            text.lines().position(|l| l.trim_start().starts_with("cipher_suites")).map_or(1, |i| i + 1);
+        problems.push(Problem {
+            line,
+            message: "tls.cipher_suites lists only TLS 1.2 suites, but tls.min_version is \"1.3\": no connection could be made"
+                .into(),
+        });
+    }
     if p.allowed_apps.as_ref().is_some_and(|a| a.is_empty()) {
         let line = text.lines().position(|l| l.trim_start().starts_with("allowed")).map_or(1, |i| i + 1);
         problems.push(Problem {
@@ -386,6 +445,24 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
         problems.sort_by_key(|p| p.line);
         Err(problems)
     }
+}
+
+/// The cipher suites psm's TLS provider has, by rustls name.
+pub fn known_suites() -> Vec<String> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .cipher_suites
+        .iter()
+        .map(|s| format!("{:?}", s.suite()))
+        .collect()
+}
+
+/// The key exchange groups psm's TLS provider has, by rustls name.
+pub fn known_groups() -> Vec<String> {
+    rustls::crypto::aws_lc_rs::default_provider()
+        .kx_groups
+        .iter()
+        .map(|g| format!("{:?}", g.name()))
+        .collect()
 }
 
 /// The policy file's path: `$PSM_POLICY`, else [`DEFAULT_PATH`].

@@ -387,3 +387,35 @@ fn the_audit_log_records_key_uses_and_trust_decisions_and_no_secrets() {
     c.key_sign(&certs[0].sha256_hex, psm::proto::SigKind::EcdsaSha256, b"data").unwrap();
     assert_eq!(std::fs::read_to_string(&log_path).unwrap(), text);
 }
+
+#[test]
+fn cipher_suites_and_key_exchange_groups_are_limited_to_the_policy() {
+    let policy = PolicyFile::new(
+        "[tls]\ncipher_suites = [\"TLS13_CHACHA20_POLY1305_SHA256\"]\ngroups = [\"secp384r1\"]\n",
+    );
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    let pki = Pki::new();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    let server = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+    let ch = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&c.ssl_info_json(&ch).unwrap()).unwrap();
+    assert_eq!(info["cipher_suite"], "TLS13_CHACHA20_POLY1305_SHA256", "{info:#}");
+    assert_eq!(info["key_exchange_group"], "secp384r1", "{info:#}");
+    // Without the policy, psm offers its defaults (post-quantum hybrid first).
+    policy.write("");
+    c.policy_reload().unwrap();
+    let ch = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+    let info: serde_json::Value = serde_json::from_str(&c.ssl_info_json(&ch).unwrap()).unwrap();
+    assert_eq!(info["key_exchange_group"], "X25519MLKEM768", "{info:#}");
+    // Names are checked: a misspelling gets a suggestion, and TLS 1.3 with
+    // only TLS 1.2 suites is a contradiction.
+    let p = c.policy_check("[tls]\ngroups = [\"X25519MLKEM769\"]\n").unwrap();
+    assert!(p[0].1.contains("did you mean \"X25519MLKEM768\""), "{p:?}");
+    let p = c
+        .policy_check(
+            "[tls]\nmin_version = \"1.3\"\ncipher_suites = [\"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"]\n",
+        )
+        .unwrap();
+    assert!(p.iter().any(|(_, m)| m.contains("only TLS 1.2 suites")), "{p:?}");
+}

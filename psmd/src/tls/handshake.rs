@@ -475,7 +475,7 @@ fn client_handshake(
         named,
         notes: notes.clone(),
     })));
-    let mut config = ClientConfig::builder_with_provider(ctx.provider.clone())
+    let mut config = ClientConfig::builder_with_provider(ctx.tls_provider())
         .with_protocol_versions(versions(opts)?)
         .map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("TLS configuration: {e}")))?
         .dangerous()
@@ -530,7 +530,7 @@ fn server_handshake(
     let timeout = timeout_of(opts);
     let key = certified_key(ctx, session, cert)?;
     let own = key.cert.first().map(|c| c.to_vec());
-    let mut config = ServerConfig::builder_with_provider(ctx.provider.clone())
+    let mut config = ServerConfig::builder_with_provider(ctx.tls_provider())
         .with_protocol_versions(versions(opts)?)
         .map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("TLS configuration: {e}")))?
         .with_no_client_auth()

@@ -77,6 +77,9 @@ pub struct TlsContext {
     pub smime: crate::ops::smime::Cache,
     /// The audit log (when the policy turns it on).
     pub audit: crate::audit::Audit,
+    /// The provider cut down to the policy's suites and groups, and the
+    /// policy hash it was made for.
+    policy_provider: Mutex<Option<(Option<String>, Arc<CryptoProvider>)>>,
     /// The system policy in force (replaced whole on reload).
     policy: std::sync::RwLock<Arc<crate::policy::Policy>>,
     running: AtomicUsize,
@@ -110,8 +113,45 @@ impl TlsContext {
             smime: Default::default(),
             policy: Default::default(),
             audit: Default::default(),
+            policy_provider: Mutex::new(None),
             running: AtomicUsize::new(0),
         }
+    }
+
+    /// The crypto provider for new connections: rustls's default, with
+    /// only the cipher suites and key exchange groups the policy allows,
+    /// in its order.
+    pub fn tls_provider(&self) -> Arc<CryptoProvider> {
+        let policy = self.policy();
+        if policy.cipher_suites.is_none() && policy.groups.is_none() {
+            return self.provider.clone();
+        }
+        let mut cached = self.policy_provider.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((hash, p)) = &*cached
+            && *hash == policy.sha256
+        {
+            return p.clone();
+        }
+        let mut p = (*self.provider).clone();
+        if let Some(names) = &policy.cipher_suites {
+            p.cipher_suites = names
+                .iter()
+                .filter_map(|n| {
+                    self.provider.cipher_suites.iter().find(|s| format!("{:?}", s.suite()) == *n).copied()
+                })
+                .collect();
+        }
+        if let Some(names) = &policy.groups {
+            p.kx_groups = names
+                .iter()
+                .filter_map(|n| {
+                    self.provider.kx_groups.iter().find(|g| format!("{:?}", g.name()) == *n).copied()
+                })
+                .collect();
+        }
+        let p = Arc::new(p);
+        *cached = Some((policy.sha256.clone(), p.clone()));
+        p
     }
 
     /// The system policy in force.
