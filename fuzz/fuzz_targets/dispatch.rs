@@ -52,6 +52,7 @@ fuzz_target!(|data: &[u8]| {
         channels: 0,
         requests_served: 0,
         requests_failed: 0,
+        operations: Default::default(),
         test_hooks: false,
         workers: 1,
         store: store(),

@@ -211,6 +211,7 @@ impl EventLoop {
                 sessions: 0,
                 channels: 0,
                 requests_served: 0,
+                operations: Default::default(),
                 requests_failed: 0,
                 test_hooks: config.test_hooks,
                 workers: config.workers,
@@ -1146,6 +1147,18 @@ impl EventLoop {
         if let Err(e) = &result {
             self.stats.requests_failed += 1;
             tracing::debug!(request = id, code = ?e.code, "request failed: {}", e.message);
+        }
+        let kind = match self.entries.get_mut(t.0) {
+            Some(Entry::Conn(conn)) => conn.session.pending_kinds.remove(&id),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            let counts = self.stats.operations.entry(kind).or_default();
+            if result.is_ok() {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
+            }
         }
         self.send_frame(t, &ServerFrame::Reply { id, result }, fd);
     }

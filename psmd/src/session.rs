@@ -21,6 +21,8 @@ pub struct Shared {
     pub requests_served: u64,
     /// Replies that were errors.
     pub requests_failed: u64,
+    /// Replies by request kind: (succeeded, failed).
+    pub operations: std::collections::BTreeMap<&'static str, (u64, u64)>,
     pub test_hooks: bool,
     pub workers: usize,
     /// The user's store. Handlers touch it only from the worker pool, so a
@@ -81,6 +83,8 @@ pub struct Session {
     /// The application's executable (`/proc/PID/exe` at connect time).
     pub exe: Option<String>,
     pub connected: Instant,
+    /// The kind of each request not answered yet, for the counters.
+    pub pending_kinds: HashMap<u64, &'static str>,
 }
 
 impl Session {
@@ -116,6 +120,7 @@ impl Session {
             handshakes: 0,
             exe: std::fs::read_link(format!("/proc/{pid}/exe")).ok().map(|p| p.display().to_string()),
             connected: Instant::now(),
+            pending_kinds: HashMap::new(),
         }
     }
 
@@ -132,6 +137,7 @@ impl Session {
         match decode_request(body) {
             Ok(RequestFrame { id, request }) => {
                 let fd = if request.fd_count() > 0 { fds.pop_front() } else { None };
+                self.pending_kinds.insert(id, request.kind());
                 Ok((id, self.dispatch(stats, request, fd)))
             }
             Err(FrameError::UnknownKind { id, kind }) => Ok((

@@ -227,6 +227,10 @@ fn reloads_announce_changes_and_keep_the_old_policy_when_the_new_one_is_broken()
     assert!(saw, "no PolicyChanged event");
     let s: serde_json::Value = serde_json::from_str(&c.status_json().unwrap()).unwrap();
     assert_eq!(s["policy"]["source"], policy.path.display().to_string());
+    // Status counts every kind of operation, succeeded and failed.
+    assert!(s["operations"]["Pkcs12Export"]["ok"].as_u64() >= Some(1), "{s:#}");
+    assert!(s["operations"]["Pkcs12Export"]["failed"].as_u64() >= Some(1), "{s:#}");
+    assert!(s["operations"]["Pkcs12Import"]["ok"].as_u64() == Some(1), "{s:#}");
     assert_eq!(s["policy"]["sha256"].as_str().map(str::len), Some(64));
 
     // A broken file is refused; the policy in force stays.

@@ -52,6 +52,11 @@ pub fn status(
         "token": { "has_password": has_password, "logged_in_sessions": logged_in },
         "policy": stats.tls.policy().to_json(),
         "requests_failed": stats.requests_failed,
+        "operations": stats
+            .operations
+            .iter()
+            .map(|(k, (ok, failed))| (k.to_string(), serde_json::json!({ "ok": ok, "failed": failed })))
+            .collect::<serde_json::Map<_, _>>(),
         "version": env!("CARGO_PKG_VERSION"),
         "pid": std::process::id(),
         "uptime_secs": stats.started.elapsed().as_secs(),
