@@ -66,6 +66,23 @@ impl Audit {
         }
     }
 
+    /// Records a key use: `op` with the certificate `cert_sha256` (made
+    /// only when the log is on: key uses are a hot path), succeeded ("ok")
+    /// or failed (its code).
+    pub fn record_result<T>(
+        &self,
+        session: u64,
+        op: &str,
+        cert_sha256: impl FnOnce() -> String,
+        result: &Result<T, psm::Error>,
+    ) {
+        if !self.enabled() {
+            return;
+        }
+        let outcome = result.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
+        self.record(session, op, &cert_sha256(), &outcome, None);
+    }
+
     /// Records one event: `op` on the certificate `cert_sha256` (hex) for
     /// `session`, with `result` ("ok", an error code, a decision) and an
     /// optional `detail` (host:port).

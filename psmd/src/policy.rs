@@ -480,9 +480,6 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
         Err(e) => return Err(policy_error(path, format!("cannot be read: {e}"))),
     };
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
-    let unsafe_owner = |m: &std::fs::Metadata| uid != 0 && m.uid() == uid;
     if !meta.is_file() {
         return Err(policy_error(path, "is not a regular file".into()));
     }
@@ -492,12 +489,12 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
             format!("is writable by others than its owner (mode {:o}): chmod go-w it", meta.mode() & 0o777),
         ));
     }
-    if unsafe_owner(&meta) {
+    if owned_by_constrained_user(&meta) {
         return Err(policy_error(path, "belongs to the user it would constrain: it must be root's".into()));
     }
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
         && let Ok(d) = std::fs::metadata(dir)
-        && (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0 || unsafe_owner(&d))
+        && (d.mode() & 0o022 != 0 && d.mode() & 0o1000 == 0 || owned_by_constrained_user(&d))
     {
         return Err(policy_error(path, format!("is in {}, which others than root can write", dir.display())));
     }
@@ -544,13 +541,11 @@ fn load_anchors(policy: &Path, paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, Error>
             files.push(p.clone());
         }
     }
-    // SAFETY: getuid cannot fail.
-    let uid = unsafe { libc::getuid() };
     let mut anchors = Vec::new();
     for f in files {
         let meta = std::fs::metadata(&f)
             .map_err(|e| policy_error(policy, format!("trust anchor {}: {e}", f.display())))?;
-        if meta.mode() & 0o022 != 0 || (uid != 0 && meta.uid() == uid) {
+        if meta.mode() & 0o022 != 0 || owned_by_constrained_user(&meta) {
             return Err(policy_error(
                 policy,
                 format!("trusts {}, which others than root can write", f.display()),
@@ -573,6 +568,15 @@ fn load_anchors(policy: &Path, paths: &[PathBuf]) -> Result<Vec<Vec<u8>>, Error>
         }
     }
     Ok(anchors)
+}
+
+/// Whether a file belongs to the user psmd runs for (who must not set
+/// policy for himself) rather than to root.
+fn owned_by_constrained_user(m: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: getuid cannot fail.
+    let uid = unsafe { libc::getuid() };
+    uid != 0 && m.uid() == uid
 }
 
 fn policy_error(path: &Path, why: String) -> Error {

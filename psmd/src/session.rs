@@ -237,13 +237,10 @@ impl Session {
             Request::OverrideList => ops::cert::override_list(stats),
             Request::OverrideDelete { host, port } => ops::cert::override_delete(stats, host, port),
             Request::PolicyCheck { text } => {
-                let problems: Vec<serde_json::Value> = crate::policy::parse(&text)
-                    .err()
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|p| serde_json::json!({ "line": p.line, "message": p.message }))
-                    .collect();
-                Outcome::Reply(Ok(Reply::Json(serde_json::Value::Array(problems).to_string())))
+                let problems = crate::policy::parse(&text).err().unwrap_or_default();
+                Outcome::Reply(Ok(Reply::Problems(
+                    problems.into_iter().map(|p| (p.line as u32, p.message)).collect(),
+                )))
             }
             Request::SslStepUp { channel } => Outcome::StepUp(channel),
             Request::SslInfo { channel } => Outcome::SslInfo(channel),

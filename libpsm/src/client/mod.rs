@@ -224,13 +224,10 @@ impl Client {
     /// Checks a policy file's text without applying it: every problem with
     /// its line (empty: the policy is good).
     pub fn policy_check(&self, text: &str) -> Result<Vec<(usize, String)>> {
-        let json = match self.conn.call(Request::PolicyCheck { text: text.to_string() })?.0 {
-            Reply::Json(j) => j,
-            other => return Err(unexpected(&other)),
-        };
-        parse_problems(&json).ok_or_else(|| {
-            Error::new(Code::PSM_ERR_PROTOCOL, "psmd's policy check is not a list of problems")
-        })
+        match self.conn.call(Request::PolicyCheck { text: text.to_string() })?.0 {
+            Reply::Problems(p) => Ok(p.into_iter().map(|(line, m)| (line as usize, m)).collect()),
+            other => Err(unexpected(&other)),
+        }
     }
 
     /// By nickname, email address or `sha256:<hex>`.
@@ -403,6 +400,7 @@ pub(crate) fn unexpected(reply: &Reply) -> Error {
         Reply::Verification(_) => "Verification",
         Reply::Json(_) => "Json",
         Reply::Smime(_) => "Smime",
+        Reply::Problems(_) => "Problems",
     };
     Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }
@@ -441,54 +439,5 @@ impl Drop for Stream {
         if self.channel != 0 {
             self.conn.send_and_forget(Request::ChannelClose { channel: self.channel });
         }
-    }
-}
-
-/// `[{"line": N, "message": "..."}, ...]` as psmd writes it (libpsm has no
-/// JSON parser, and needs none for this shape).
-fn parse_problems(json: &str) -> Option<Vec<(usize, String)>> {
-    let mut out = Vec::new();
-    let mut rest = json.trim().strip_prefix('[')?.strip_suffix(']')?.trim();
-    while !rest.is_empty() {
-        rest = rest.strip_prefix('{')?;
-        let line_at = rest.find("\"line\":")? + 7;
-        let digits: String = rest[line_at..].chars().take_while(char::is_ascii_digit).collect();
-        let line = digits.parse().ok()?;
-        let msg_at = rest.find("\"message\":\"")? + 11;
-        let mut message = String::new();
-        let mut chars = rest[msg_at..].char_indices();
-        let end = loop {
-            let (i, c) = chars.next()?;
-            match c {
-                '"' => break msg_at + i + 1,
-                '\\' => match chars.next()?.1 {
-                    'n' => message.push('\n'),
-                    't' => message.push('\t'),
-                    'u' => {
-                        let hex: String = (0..4).filter_map(|_| chars.next().map(|x| x.1)).collect();
-                        message.push(char::from_u32(u32::from_str_radix(&hex, 16).ok()?)?);
-                    }
-                    other => message.push(other),
-                },
-                c => message.push(c),
-            }
-        };
-        out.push((line, message));
-        rest = rest[end..].trim_start().strip_prefix('}')?.trim_start();
-        rest = rest.strip_prefix(',').unwrap_or(rest).trim_start();
-    }
-    Some(out)
-}
-
-#[cfg(test)]
-mod policy_tests {
-    #[test]
-    fn problems_are_read_back() {
-        let json =
-            r#"[{"line":2,"message":"unknown \"x\" (did you mean \"y\"?)"},{"line":7,"message":"a\nb"}]"#;
-        let p = super::parse_problems(json).unwrap();
-        assert_eq!(p, vec![(2, "unknown \"x\" (did you mean \"y\"?)".to_string()), (7, "a\nb".to_string())]);
-        assert_eq!(super::parse_problems("[]").unwrap(), vec![]);
-        assert!(super::parse_problems("{").is_none());
     }
 }

@@ -304,6 +304,7 @@ mod tests {
                     content: serde_bytes::ByteBuf::from(b"hi".to_vec()),
                 }))),
             },
+            ServerFrame::Reply { id: 11, result: Ok(Reply::Problems(vec![(2, "unknown key".into())])) },
             ServerFrame::Event(Event::Shutdown { reason: "SIGTERM".into() }),
             ServerFrame::Event(Event::Dialog {
                 id: 1,

@@ -280,8 +280,8 @@ pub enum Request {
     /// Read the system policy again (as SIGHUP does). `Done`, or why the
     /// file was refused (the old policy stays).
     PolicyReload,
-    /// Check a policy file's text without applying it. Replies `Json`: a
-    /// list of `{line, message}`, empty when it is good.
+    /// Check a policy file's text without applying it. Replies `Problems`
+    /// (empty when it is good).
     PolicyCheck {
         text: String,
     },
@@ -496,6 +496,8 @@ pub enum Reply {
     Verification(Verification),
     Json(String),
     Smime(Box<SmimeInfo>),
+    /// What is wrong with a policy file: (line, problem).
+    Problems(Vec<(u32, String)>),
 }
 
 /// S/MIME flags (`PSM_SMIME_*`).

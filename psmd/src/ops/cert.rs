@@ -84,6 +84,15 @@ fn usage_bits(usage: CertUsage) -> (u32, u32) {
 
 /// The verifier's view of the store for one usage: anchors, every other
 /// known certificate as a possible intermediate, distrust, peers, CRLs.
+/// A certificate as the store knows it (nickname, trust), or as parsed
+/// when it does not know it.
+pub fn describe(store: &Store, der: &[u8]) -> Result<psm::proto::CertInfo, Error> {
+    match store.get(&verify::fingerprint(der)) {
+        Ok(info) => Ok(info),
+        Err(_) => cert::parse(der).map(|p| p.info("", 0, false, false)),
+    }
+}
+
 /// Adds what the system policy says to a trust set built from the store:
 /// its anchors, trusted for every usage, and its distrusted certificates,
 /// which nothing the store says can trust again.
@@ -136,14 +145,7 @@ pub fn verify(shared: &Shared, der: Vec<u8>, usage: CertUsage, name: Option<Stri
         let mut set = trust_set(store, usage)?;
         apply_policy(&mut set, &policy);
         let v = verify::verify(&leaf.der, map_usage(usage), name, at, &set);
-        let chain = v
-            .chain
-            .iter()
-            .map(|d| match store.get(&verify::fingerprint(d)) {
-                Ok(info) => Ok(info),
-                Err(_) => cert::parse(d).map(|p| p.info("", 0, false, false)),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let chain = v.chain.iter().map(|d| describe(store, d)).collect::<Result<Vec<_>, _>>()?;
         Ok(Reply::Verification(Verification { status: v.status.code(), detail: v.detail, chain }))
     })
 }

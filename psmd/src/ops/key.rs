@@ -95,8 +95,7 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
     // A key used before, whose signatures take microseconds, signs right
     // here: a trip through the pool would cost more than the signature.
     let audit = move |ctx: &crate::tls::TlsContext, r: &Result<Reply, Error>| {
-        let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
-        ctx.audit.record(session, "key-sign", &sha256_hex_of(&fp), &result, None);
+        ctx.audit.record_result(session, "key-sign", || hex::encode(fp), r);
     };
     if let Some(key) = shared.token.cached_signer(session, &fp).filter(|k| k.signs_fast()) {
         let r = key.sign(sig_alg(alg), &data).map(Reply::Bytes);
@@ -109,10 +108,6 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
         audit(&ctx, &r);
         r
     })
-}
-
-fn sha256_hex_of(fp: &[u8; 32]) -> String {
-    hex::encode(fp)
 }
 
 fn sign_with_store(

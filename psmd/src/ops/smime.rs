@@ -140,8 +140,7 @@ fn find(store: &Store, query: &str) -> Result<CertInfo, Error> {
 fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
     let r = unsealed_key(jc, info, purpose);
     let op = if purpose.contains("sign") { "smime-sign" } else { "smime-decrypt" };
-    let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
-    jc.ctx.audit.record(jc.session(), op, &info.sha256_hex, &result, None);
+    jc.ctx.audit.record_result(jc.session(), op, || info.sha256_hex.clone(), &r);
     r
 }
 
@@ -369,8 +368,7 @@ pub fn sign_on_loop(
     };
     drop(openssl::error::ErrorStack::get());
     let r = run();
-    let result = r.as_ref().map_or_else(|e: &Error| format!("{:?}", e.code), |_| "ok".to_string());
-    ctx.audit.record(session, "smime-sign", &c.info.sha256_hex, &result, None);
+    ctx.audit.record_result(session, "smime-sign", || c.info.sha256_hex.clone(), &r);
     Some(r)
 }
 
@@ -490,12 +488,7 @@ fn parse_signed(data: &[u8]) -> Result<Message, Error> {
     })
 }
 
-fn describe(store: &Store, der: &[u8]) -> Result<CertInfo, Error> {
-    match store.get(&verify::fingerprint(der)) {
-        Ok(info) => Ok(info),
-        Err(_) => cert::parse(der).map(|p| p.info("", 0, false, false)),
-    }
-}
+use crate::ops::cert::describe;
 
 /// [`describe`] through the cache: signers and their CAs recur, and a
 /// store lookup costs more than the rest of a verification.
@@ -747,8 +740,7 @@ fn decrypt_message(
     let mut result = if flags & SMIME_VERIFY_INNER != 0 && smime::looks_smime(&content) {
         unwrap_inner(jc, &content, from, flags, depth + 1)?
     } else {
-        let mut i = empty_info();
-        i.detail = format!("decrypted with the key of {}", info.subject);
+        let mut i = decrypted_with(&info);
         i.content = psm::proto::ByteBuf::from(content);
         i
     };
@@ -809,23 +801,21 @@ fn read_head(input: &mut dyn Read) -> Result<Vec<u8>, Error> {
 /// to an unnamed file, [`detach`]); multipart/signed in memory.
 fn verify_streamed(
     jc: &JobCtx<'_>,
-    mut input: impl Read,
+    input: impl Read,
     out: &Bio<'_>,
     from: Option<&str>,
     flags: u32,
 ) -> Result<SmimeInfo, Error> {
-    let head = read_head(&mut input)?;
-    let framing = detach::framing(&head);
-    let mut whole = std::io::Cursor::new(head).chain(input);
-    if framing == detach::Framing::Other {
-        let data = read_message(&mut whole)?;
-        let mut msg = parse_signed(&data)?;
-        drop(data);
-        let mut info = verify_in_memory(jc, &mut msg, None, from, flags)?;
-        write_bio(out, &std::mem::take(&mut info.content))?;
-        return Ok(info);
-    }
-    let d = detach::detach(whole, framing, &spool_dir(jc))?;
+    let d = match receive(jc, input)? {
+        Incoming::Whole(data) => {
+            let mut msg = parse_signed(&data)?;
+            drop(data);
+            let mut info = verify_in_memory(jc, &mut msg, None, from, flags)?;
+            write_bio(out, &std::mem::take(&mut info.content))?;
+            return Ok(info);
+        }
+        Incoming::Detached(d) => d,
+    };
     let mut msg = Message::parse(&d.der)?;
     let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
     // The spooled eContent is the bytes that were signed: digest them as
@@ -839,7 +829,7 @@ fn verify_streamed(
 /// `depth`-th layer, at most `MAX_LAYERS`.
 fn decrypt_streamed(
     jc: &JobCtx<'_>,
-    mut input: impl Read,
+    input: impl Read,
     out: &Bio<'_>,
     from: Option<&str>,
     flags: u32,
@@ -848,25 +838,20 @@ fn decrypt_streamed(
     if depth > MAX_LAYERS {
         return Err(too_deep());
     }
-    let head = read_head(&mut input)?;
-    let framing = detach::framing(&head);
-    let mut whole = std::io::Cursor::new(head).chain(input);
-    if framing == detach::Framing::Other {
-        let data = read_message(&mut whole)?;
-        let mut info = decrypt_message(jc, &data, from, flags, depth)?;
-        drop(data);
-        write_bio(out, &std::mem::take(&mut info.content))?;
-        return Ok(info);
-    }
-    let d = detach::detach(whole, framing, &spool_dir(jc))?;
+    let d = match receive(jc, input)? {
+        Incoming::Whole(data) => {
+            let mut info = decrypt_message(jc, &data, from, flags, depth)?;
+            drop(data);
+            write_bio(out, &std::mem::take(&mut info.content))?;
+            return Ok(info);
+        }
+        Incoming::Detached(d) => d,
+    };
     let mut msg = Message::parse(&d.der)?;
     let cipher = encrypted_kind(&msg)?;
     let content = Bio::buffered_fd(d.content.as_fd()).map_err(bio_error)?;
     let mut info = if flags & SMIME_VERIFY_INNER == 0 {
-        let used = decrypt_to(jc, &mut msg, Some(&content), out, flags)?;
-        let mut i = empty_info();
-        i.detail = format!("decrypted with the key of {}", used.subject);
-        i
+        decrypted_with(&decrypt_to(jc, &mut msg, Some(&content), out, flags)?)
     } else {
         let mut plain = detach::spool_file(&spool_dir(jc))?;
         let used = {
@@ -898,15 +883,37 @@ fn decrypt_streamed(
                     }
                     write_bio(out, &buf[..n])?;
                 }
-                let mut i = empty_info();
-                i.detail = format!("decrypted with the key of {}", used.subject);
-                i
+                decrypted_with(&used)
             }
         }
     };
     info.encrypted = true;
     info.cipher = cipher.into();
     Ok(info)
+}
+
+/// A message arriving on a stream: read whole (multipart/signed, which is
+/// MIME rather than BER), or walked with its content spooled ([`detach`]).
+enum Incoming {
+    Whole(Vec<u8>),
+    Detached(detach::Detached),
+}
+
+fn receive(jc: &JobCtx<'_>, mut input: impl Read) -> Result<Incoming, Error> {
+    let head = read_head(&mut input)?;
+    let framing = detach::framing(&head);
+    let mut whole = std::io::Cursor::new(head).chain(input);
+    if framing == detach::Framing::Other {
+        return read_message(&mut whole).map(Incoming::Whole);
+    }
+    detach::detach(whole, framing, &spool_dir(jc)).map(Incoming::Detached)
+}
+
+/// The result of a decryption that found nothing signed inside.
+fn decrypted_with(used: &CertInfo) -> SmimeInfo {
+    let mut i = empty_info();
+    i.detail = format!("decrypted with the key of {}", used.subject);
+    i
 }
 
 /// Where streams spool: the profile directory.

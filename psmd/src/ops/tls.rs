@@ -95,13 +95,8 @@ pub fn describe_certs(shared: &crate::session::Shared, ders: Vec<Vec<u8>>) -> Ou
     let store = shared.store.clone();
     Outcome::Work(Box::new(move || {
         let store = store.lock().unwrap_or_else(|p| p.into_inner());
-        let certs = ders
-            .iter()
-            .map(|d| match store.get(&crate::pki::verify::fingerprint(d)) {
-                Ok(info) => Ok(info),
-                Err(_) => crate::pki::cert::parse(d).map(|p| p.info("", 0, false, false)),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let certs =
+            ders.iter().map(|d| crate::ops::cert::describe(&store, d)).collect::<Result<Vec<_>, _>>()?;
         Ok(Reply::Certs(certs))
     }))
 }

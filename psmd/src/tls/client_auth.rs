@@ -22,8 +22,7 @@ const MAX_CHAIN: usize = 5;
 /// (not the self-signed root: the peer must already have it).
 pub fn certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
     let r = load_certified_key(ctx, session, sha256);
-    let result = r.as_ref().map_or_else(|e| format!("{:?}", e.code), |_| "ok".to_string());
-    ctx.audit.record(session, "tls-key", &hex::encode(sha256), &result, None);
+    ctx.audit.record_result(session, "tls-key", || hex::encode(sha256), &r);
     r
 }
 
