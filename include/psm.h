@@ -150,6 +150,13 @@
 // A password (the answer is the password; there are no choices).
 #define PSM_PROMPT_PASSWORD 3
 
+// A new password, typed twice in psm's dialog (the answer is the
+// password; the details give the policy's `min_length`).
+#define PSM_PROMPT_NEW_PASSWORD 4
+
+// Confirm a private key's use; the choices are "allow" and "deny".
+#define PSM_PROMPT_CONFIRM 5
+
 // `PSM_SMIME_*` flags. Sign: a detached signature (multipart/signed)
 // rather than an opaque one (application/pkcs7-mime signed-data).
 #define PSM_SMIME_DETACHED (1 << 0)
@@ -296,6 +303,11 @@ typedef struct psm_stream psm_stream;
 
 // The outcome of `psm_cert_verify`. Free it with `psm_verify_result_free`.
 typedef struct psm_verify_result psm_verify_result;
+
+// An event handler: called with each event psmd sends on the connection
+// (other than prompts, while a prompt handler is installed). `ev` is valid
+// only during the call; do not free it.
+typedef void (*psm_event_cb)(void *userdata, const psm_event *ev);
 
 // A prompt handler: called with each prompt psmd raises on the
 // connection. `prompt` is valid only during the call. Return `PSM_OK`
@@ -507,6 +519,16 @@ psm_result psm_cert_change_trust(psm_conn *conn,
                                  const psm_cert *cert,
                                  uint32_t set,
                                  uint32_t clear);
+
+// Shows psm's read-only view of `cert` (a stored certificate): its
+// details, chain and trust, and whether psm verifies it now. The call
+// returns once the user closed the dialog; open its URL from the
+// `PSM_EVENT_DIALOG` event (`psm_set_event_handler`). `PSM_ERR_NO_UI` for
+// a connection made with `PSM_CONNECT_NO_DIALOGS`.
+//
+// # Safety
+// `conn` and `cert` are live.
+psm_result psm_cert_view(psm_conn *conn, const psm_cert *cert);
 
 // Deletes the certificate from the store; its private key, if any, stays
 // (see `psm_cert_delete_with_key`). System anchors cannot be deleted
@@ -728,6 +750,30 @@ void psm_event_dialog_size(const psm_event *ev, uint32_t *w, uint32_t *h);
 // `ev` is NULL or from `psm_next_event` and not yet freed.
 void psm_event_free(psm_event *ev);
 
+// Installs `cb` as the connection's event handler (replacing an earlier
+// one), or with `cb` NULL removes it. Events then go to `cb` instead of
+// waiting for `psm_next_event`.
+//
+// `cb` runs on whichever thread is waiting on psmd when the event comes,
+// usually one blocked in the call that needs the user: a single-threaded
+// application blocked in `psm_ssl_connect` still learns that psmd shows a
+// dialog (`PSM_EVENT_DIALOG`: open `psm_event_dialog_url` in an HTML
+// window, e.g. `chromium --app=URL`) and when it ended
+// (`PSM_EVENT_DIALOG_DONE`). It should return quickly (start the browser,
+// do not wait for it); it may call psm functions.
+//
+// # Safety
+// `conn` is live; `cb` is NULL or a function that may be called with
+// `userdata` from any thread until it is replaced or removed.
+psm_result psm_set_event_handler(psm_conn *conn, psm_event_cb cb, void *userdata);
+
+// The id of a `PSM_EVENT_DIALOG` or `PSM_EVENT_DIALOG_DONE` event (the
+// same for both ends of one dialog); 0 for other kinds.
+//
+// # Safety
+// `ev` is NULL or a live event.
+uint64_t psm_event_dialog_id(const psm_event *ev);
+
 // Unlocks the soft token for this connection. `password` NULL means "ask
 // the user", which this release cannot do yet: it fails with
 // `PSM_ERR_LOGIN_REQUIRED` unless the token has no password.
@@ -860,9 +906,14 @@ psm_result psm_sdr_decrypt(psm_conn *conn,
 // answer later from any thread with `psm_prompt_answer_id`; the operation
 // waits until then. If it returns anything else without answering, libpsm
 // answers "cancel" for it (`PSM_ERR_USER_CANCELLED` for the operation).
-// Without a handler psmd asks nothing (the operation fails with the
-// error that raised the question), unless `psm_set_prompt_events` asked
-// for prompts as events.
+// Without a handler psmd shows its own HTML dialog (a `PSM_EVENT_DIALOG`
+// event, see `psm_set_event_handler`), or, for a connection made with
+// `PSM_CONNECT_NO_DIALOGS`, asks nothing: the operation fails with the
+// error that raised the question (`PSM_ERR_NO_UI` when nothing else
+// explains it), unless `psm_set_prompt_events` asked for prompts as
+// events. The policy may keep password questions out of applications'
+// hands (`token.app_password_prompts = false`): those always go to a
+// dialog.
 //
 // # Safety
 // `conn` is live; `cb` is NULL or a function that may be called with
@@ -1406,6 +1457,16 @@ psm_result psm_ssl_peer_cert(psm_conn *conn, const psm_ssl *ssl, size_t index, p
 // `ssl` is NULL or from a psm function that opens channels, not yet freed,
 // and no other call on it is in progress.
 void psm_ssl_free(psm_ssl *ssl);
+
+// Shows what protects the channel in psm's dialog (psm's security
+// advisor: who the server is and why psm believes it, what is encrypted
+// and how). The call returns once the user closed the dialog; open its
+// URL from the `PSM_EVENT_DIALOG` event (`psm_set_event_handler`).
+// `PSM_ERR_NO_UI` for a connection made with `PSM_CONNECT_NO_DIALOGS`.
+//
+// # Safety
+// `conn` and `ssl` are live (`ssl` opened on `conn`).
+psm_result psm_ssl_show_info(psm_conn *conn, const psm_ssl *ssl);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -39,7 +39,7 @@ fn tls() -> Arc<psmd::tls::TlsContext> {
     static TLS: OnceLock<Arc<psmd::tls::TlsContext>> = OnceLock::new();
     TLS.get_or_init(|| {
         let mailbox = Arc::new(psmd::mailbox::Mailbox::new(Arc::new(|| {})));
-        let prompts = Arc::new(psmd::prompt::Prompts::new(mailbox.clone()));
+        let prompts = psmd::prompt::Prompts::new(mailbox.clone(), None, std::time::Duration::from_secs(1));
         Arc::new(psmd::tls::TlsContext::new(store(), token(), prompts, mailbox))
     })
     .clone()

@@ -71,6 +71,10 @@ pub struct Config {
     /// The system policy read at start, and where to read it again.
     pub policy: crate::policy::Policy,
     pub policy_path: std::path::PathBuf,
+    /// Where the dialog server's private socket goes (the control socket's
+    /// directory), and how long a question waits for the user.
+    pub dialog_dir: Option<std::path::PathBuf>,
+    pub prompt_timeout: std::time::Duration,
 }
 
 /// SIGTERM/SIGINT (stop) and SIGHUP (read the policy again) turned into
@@ -184,7 +188,8 @@ impl EventLoop {
         let profile_dir = config.store.dir.clone();
         let store = Arc::new(std::sync::Mutex::new(config.store));
         let token = Arc::new(config.token);
-        let prompts = Arc::new(crate::prompt::Prompts::new(mailbox.clone()));
+        let prompts =
+            crate::prompt::Prompts::new(mailbox.clone(), config.dialog_dir.clone(), config.prompt_timeout);
         let tls =
             Arc::new(crate::tls::TlsContext::new(store.clone(), token.clone(), prompts, mailbox.clone()));
         tls.audit.configure(Some(&profile_dir), false);
@@ -455,6 +460,15 @@ impl EventLoop {
                 };
                 self.send_reply(t, id, result, None);
             }
+            Outcome::SslShow(channel) => match self.relay_of(t, channel) {
+                Some(r) => {
+                    let job = crate::ops::view::security_info(r.info_json());
+                    let can_ask =
+                        matches!(self.entries.get(t.0), Some(Entry::Conn(c)) if c.session.can_ask());
+                    self.start_blocking(t, id, job, can_ask);
+                }
+                None => self.send_reply(t, id, Err(no_such_tls_channel(channel)), None),
+            },
             Outcome::SslPeerCerts(channel) => match self.relay_of(t, channel) {
                 // Described on the pool: the store is read for nicknames and trust.
                 Some(r) => {
@@ -880,7 +894,7 @@ impl EventLoop {
             return self.send_reply(t, id, Err(no_such_tls_channel(channel)), None);
         };
         let can_prompt = match self.entries.get(t.0) {
-            Some(Entry::Conn(conn)) => conn.session.has_prompt_handler(),
+            Some(Entry::Conn(conn)) => conn.session.can_ask(),
             _ => return,
         };
         let session_id = conn_session(&self.entries, t);

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod channel;
+pub mod dialog;
 pub mod error;
 pub mod event_loop;
 pub mod listener;
@@ -70,6 +71,10 @@ pub struct Options {
     /// Worker threads for slow requests (default: number of CPUs, at least 2).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// How long a question (dialog or prompt) waits for the user before it
+    /// fails with PSM_ERR_DIALOG_TIMEOUT, in seconds.
+    #[arg(long, env = "PSM_PROMPT_TIMEOUT", default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub prompt_timeout: u64,
     /// Descriptors passed by socket activation (`LISTEN_FDS`), if any: set
     /// by main, not a command-line option.
     #[arg(skip)]
@@ -127,8 +132,16 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store.sync_builtins(&store::system_anchors()).map_err(|e| DaemonError::Store(e.to_string()))?;
     tracing::info!(profile = %profile.display(), builtins_added = added, "store open");
     let token = token::TokenState::init(&mut store).map_err(|e| DaemonError::Store(e.to_string()))?;
-    let config =
-        event_loop::Config { test_hooks: opts.test_hooks, workers, store, token, policy, policy_path };
+    let config = event_loop::Config {
+        test_hooks: opts.test_hooks,
+        workers,
+        store,
+        token,
+        policy,
+        policy_path,
+        dialog_dir: socket.parent().map(std::path::Path::to_path_buf),
+        prompt_timeout: std::time::Duration::from_secs(opts.prompt_timeout),
+    };
     let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result

@@ -50,6 +50,8 @@ pub enum Outcome {
     StepUp(u64),
     SslInfo(u64),
     SslPeerCerts(u64),
+    /// Show the channel's security in a dialog.
+    SslShow(u64),
     /// Daemon status, with the sessions and channels only the loop sees.
     Status,
     /// Run on a blocking thread (may wait for the user); the result is the reply.
@@ -89,12 +91,29 @@ pub struct Session {
 
 impl Session {
     fn blocking(&self, job: ops::smime::BlockingJob) -> Outcome {
-        Outcome::Blocking { job, can_prompt: self.has_prompt_handler() }
+        Outcome::Blocking { job, can_prompt: self.can_ask() }
     }
 
     /// Whether the application answers prompts itself.
     pub fn has_prompt_handler(&self) -> bool {
         self.hello_flags & psm::proto::HELLO_HAS_PROMPT_HANDLER != 0
+    }
+
+    /// Whether psm can ask this application's user anything: through its
+    /// prompt handler or psm's dialogs.
+    pub fn can_ask(&self) -> bool {
+        self.hello_flags & (psm::proto::HELLO_HAS_PROMPT_HANDLER | psm::proto::HELLO_CAN_SHOW_DIALOGS) != 0
+    }
+
+    /// How psm's questions reach this application's user.
+    pub fn ui(&self) -> crate::prompt::SessionUi {
+        crate::prompt::SessionUi {
+            app: self.app_name.clone().unwrap_or_default(),
+            pid: self.pid,
+            exe: self.exe.clone(),
+            handler: self.has_prompt_handler(),
+            dialogs: self.hello_flags & psm::proto::HELLO_CAN_SHOW_DIALOGS != 0,
+        }
     }
 }
 
@@ -178,6 +197,9 @@ impl Session {
                     )));
                 }
                 let reply = ops::core::hello(self, version_min, version_max, app_name, flags);
+                if reply.is_ok() {
+                    stats.tls.prompts.set_session(self.id, self.ui());
+                }
                 if reply.is_ok()
                     && let Some(name) = &self.app_name
                 {
@@ -204,14 +226,28 @@ impl Session {
             }
             Request::CertVerify { der, usage, name, at } => ops::cert::verify(stats, der, usage, name, at),
             Request::CrlImport { data } => ops::cert::import_crl(stats, data),
+            Request::TokenLogin { password: None } if self.can_ask() => {
+                self.blocking(ops::token::login_asking())
+            }
             Request::TokenLogin { password } => ops::token::login(stats, self.id, password),
             Request::TokenLogout => ops::token::logout(stats, self.id),
+            Request::TokenSetPassword { old, new: None } if self.can_ask() => {
+                self.blocking(ops::token::set_password_asking(old))
+            }
             Request::TokenSetPassword { old, new } => ops::token::set_password(stats, self.id, old, new),
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
             }
             Request::KeySign { sha256_hex, alg, data } => {
                 ops::key::sign(stats, self.id, sha256_hex, alg, data)
+            }
+            Request::Pkcs12Import { data, password: None } if self.can_ask() => {
+                self.blocking(ops::key::pkcs12_import_asking(data))
+            }
+            Request::Pkcs12Export { sha256_hex, password: None }
+                if self.can_ask() && stats.tls.policy().pkcs12_export =>
+            {
+                self.blocking(ops::key::pkcs12_export_asking(sha256_hex))
             }
             Request::Pkcs12Import { data, password } => {
                 ops::key::pkcs12_import(stats, self.id, data, password)
@@ -245,8 +281,12 @@ impl Session {
             Request::SslStepUp { channel } => Outcome::StepUp(channel),
             Request::SslInfo { channel } => Outcome::SslInfo(channel),
             Request::SslPeerCerts { channel } => Outcome::SslPeerCerts(channel),
+            Request::SslShowInfo { channel } => Outcome::SslShow(channel),
+            Request::CertView { sha256_hex } => self.blocking(ops::view::cert_view(sha256_hex)),
             Request::SetPromptHandler { enabled } => {
-                Outcome::Reply(Ok(ops::tls::set_prompt_handler(self, enabled)))
+                let reply = ops::tls::set_prompt_handler(self, enabled);
+                stats.tls.prompts.set_session(self.id, self.ui());
+                Outcome::Reply(Ok(reply))
             }
             Request::PromptAnswer { id, answer } => {
                 Outcome::Reply(stats.tls.prompts.answer(self.id, id, answer).map(|_| Reply::Done))
@@ -269,7 +309,7 @@ impl Session {
             Request::SmimeCertsOnly { certs, flags } => self.blocking(ops::smime::certs_only(certs, flags)),
             Request::SmimeReadCerts { data } => self.blocking(ops::smime::read_certs(data)),
             Request::SmimeStream { op, flags } => {
-                Outcome::Stream { job: ops::smime::stream(op, flags), can_prompt: self.has_prompt_handler() }
+                Outcome::Stream { job: ops::smime::stream(op, flags), can_prompt: self.can_ask() }
             }
         }
     }

@@ -4,9 +4,13 @@
 //! after `IDLE_TIMEOUT` without use, or when it disconnects. A token without
 //! a password (NSS's "empty password") is always unlocked.
 
+use crate::dialog::PageKind;
 use crate::pki::keys::LoadedKey;
 use crate::pki::seal::TokenKey;
+use crate::pool::ReplyTo;
+use crate::prompt::{Check, Question};
 use crate::store::{KeyRow, Store, TokenRow};
+use psm::proto::PromptKind;
 use psm::{Code, Error};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -234,4 +238,33 @@ impl TokenState {
         self.changed();
         Ok(())
     }
+}
+/// Tries at the token password before psm gives up.
+pub const PASSWORD_TRIES: u32 = 3;
+
+/// Asks the user for the token password (dialog or prompt handler) and
+/// logs `session` in with it; a wrong password is asked again, in the
+/// same dialog, up to [`PASSWORD_TRIES`] times.
+pub fn ask_password(
+    ctx: &crate::tls::TlsContext,
+    to: ReplyTo,
+    session: u64,
+    purpose: &str,
+) -> Result<(), Error> {
+    let q = Question {
+        kind: PageKind::Prompt(PromptKind::Password),
+        message: format!("Enter the password of your psm token: {purpose}."),
+        details: serde_json::json!({ "token": "psm soft token", "purpose": purpose }),
+        choices: Vec::new(),
+    };
+    ctx.prompts.ask_until(to, q, PASSWORD_TRIES, |password| {
+        let store = ctx.lock_store();
+        match ctx.token.login(&store, session, Some(&password.0)) {
+            Ok(()) => Check::Accept,
+            Err(e) if e.code == Code::PSM_ERR_BAD_PASSWORD => {
+                Check::Retry(Error::new(Code::PSM_ERR_BAD_PASSWORD, "That password was wrong."))
+            }
+            Err(e) => Check::Fail(e),
+        }
+    })
 }

@@ -26,6 +26,10 @@ pub(crate) type ReplyResult = Result<(Reply, Option<OwnedFd>)>;
 /// The application's prompt handler: called with each `Prompt` event, on
 /// whichever thread is reading from psmd at the time.
 pub(crate) type PromptHandler = Arc<dyn Fn(Prompt) + Send + Sync>;
+/// The application's event handler: called with every other event (a
+/// dialog to open, one that ended, a change), on whichever thread is
+/// reading from psmd at the time.
+pub(crate) type EventHandler = Arc<dyn Fn(Event) + Send + Sync>;
 
 struct State {
     /// A thread is inside `read_batch` with `rx` and `fds` taken out.
@@ -40,6 +44,9 @@ struct State {
     /// Prompts for the handler, called outside the lock.
     prompts: VecDeque<Prompt>,
     handler: Option<PromptHandler>,
+    /// Events for the event handler, called outside the lock.
+    handled: VecDeque<Event>,
+    event_handler: Option<EventHandler>,
     notifier: Notifier,
     /// Set once the connection failed; every later call gets it.
     dead: Option<Error>,
@@ -76,6 +83,8 @@ impl Conn {
                 events: VecDeque::new(),
                 prompts: VecDeque::new(),
                 handler: None,
+                handled: VecDeque::new(),
+                event_handler: None,
                 notifier,
                 dead: None,
             }),
@@ -130,6 +139,20 @@ impl Conn {
         match self.wait_for(|st| st.replies.remove(&id), None)? {
             Some(result) => result,
             None => Err(Error::new(Code::PSM_ERR_INTERNAL, "wait without deadline ended")),
+        }
+    }
+
+    /// Installs (or with None removes) the event handler. Events already
+    /// queued for `next_event` stay there.
+    pub(crate) fn set_event_handler(&self, handler: Option<EventHandler>) {
+        let mut st = self.lock();
+        st.event_handler = handler;
+        if st.event_handler.is_none() {
+            let pending: Vec<Event> = st.handled.drain(..).collect();
+            st.events.extend(pending);
+            if !st.events.is_empty() {
+                st.notifier.raise();
+            }
         }
     }
 
@@ -201,7 +224,7 @@ impl Conn {
         // that `next_event(0)` after select() finds what made the fd readable.
         let mut looked = false;
         loop {
-            if !st.prompts.is_empty() && !st.reading {
+            if (!st.prompts.is_empty() || !st.handled.is_empty()) && !st.reading {
                 st = self.run_prompt_handler(st);
                 continue;
             }
@@ -254,7 +277,22 @@ impl Conn {
     fn run_prompt_handler<'a>(&'a self, mut st: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
         let prompts: Vec<Prompt> = st.prompts.drain(..).collect();
         let handler = st.handler.clone();
+        let events: Vec<Event> = st.handled.drain(..).collect();
+        let event_handler = st.event_handler.clone();
         drop(st);
+        for ev in events {
+            match &event_handler {
+                Some(h) => {
+                    let h = h.clone();
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(ev)));
+                }
+                None => {
+                    let mut st = self.lock();
+                    st.events.push_back(ev);
+                    st.notifier.raise();
+                }
+            }
+        }
         for p in prompts {
             match &handler {
                 Some(h) => {
@@ -329,6 +367,10 @@ impl Conn {
                 }
                 Ok(ServerFrame::Event(Event::Prompt(p))) if st.handler.is_some() => {
                     st.prompts.push_back(p);
+                    self.cv.notify_all();
+                }
+                Ok(ServerFrame::Event(ev)) if st.event_handler.is_some() => {
+                    st.handled.push_back(ev);
                     self.cv.notify_all();
                 }
                 Ok(ServerFrame::Event(ev)) => {

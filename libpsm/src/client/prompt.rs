@@ -54,6 +54,25 @@ impl Client {
         result
     }
 
+    /// Shows psm's read-only view of a stored certificate in a dialog;
+    /// returns once the user closed it.
+    pub fn cert_view(&self, sha256_hex: &str) -> Result<()> {
+        match self.conn.call(Request::CertView { sha256_hex: sha256_hex.to_string() })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Registers `handler` for this connection's events other than prompts
+    /// (None removes it): a dialog to open (`Event::Dialog`), one that
+    /// ended, changes, shutdown. It runs on whichever thread is waiting on
+    /// psmd when the event comes, so an application blocked in a call that
+    /// needs the user can still open the dialog. Without a handler, events
+    /// wait for [`next_event`](Self::next_event).
+    pub fn set_event_handler(&self, handler: Option<Arc<dyn Fn(crate::proto::Event) + Send + Sync>>) {
+        self.conn.set_event_handler(handler);
+    }
+
     /// With `on`, prompts arrive as events ([`next_event`](Self::next_event),
     /// `Event::Prompt`) for an application that answers from its own event
     /// loop or another thread, instead of through a handler (any handler is

@@ -106,6 +106,15 @@ impl Client {
         }
     }
 
+    /// Shows what protects the channel (psm's security advisor) in a psm
+    /// dialog; returns once the user closed it.
+    pub fn ssl_show_info(&self, channel: &SslChannel) -> Result<()> {
+        match self.conn.call(Request::SslShowInfo { channel: channel.channel })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// The certificates the peer presented, leaf first.
     pub fn ssl_peer_certs(&self, channel: &SslChannel) -> Result<Vec<CertInfo>> {
         match self.conn.call(Request::SslPeerCerts { channel: channel.channel })?.0 {

@@ -501,6 +501,24 @@ unsafe fn delete(conn: *mut psm_conn, cert: *const psm_cert, with_key: bool) -> 
     client.cert_delete(&cert.info.sha256_hex, with_key).map_or_else(fail, |()| Code::PSM_OK)
 }
 
+/// Shows psm's read-only view of `cert` (a stored certificate): its
+/// details, chain and trust, and whether psm verifies it now. The call
+/// returns once the user closed the dialog; open its URL from the
+/// `PSM_EVENT_DIALOG` event (`psm_set_event_handler`). `PSM_ERR_NO_UI` for
+/// a connection made with `PSM_CONNECT_NO_DIALOGS`.
+///
+/// # Safety
+/// `conn` and `cert` are live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_view(conn: *mut psm_conn, cert: *const psm_cert) -> Code {
+    boundary(|| {
+        check_null!(conn, cert);
+        // SAFETY: checked above; live per the contract.
+        let (client, cert) = unsafe { (&(*conn).client, &*cert) };
+        client.cert_view(&cert.info.sha256_hex).map_or_else(fail, |()| Code::PSM_OK)
+    })
+}
+
 /// Deletes the certificate from the store; its private key, if any, stays
 /// (see `psm_cert_delete_with_key`). System anchors cannot be deleted
 /// (`PSM_ERR_PERMISSION_DENIED`): distrust them instead.

@@ -5,7 +5,8 @@ use super::prompt::psm_prompt;
 use super::{boundary, boundary_value, check_null, fail, fail_code};
 use crate::error::Code;
 use crate::proto::Event;
-use std::ffi::{CString, c_char};
+use std::ffi::{CString, c_char, c_void};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// An event from psmd. Free it with `psm_event_free`.
@@ -13,6 +14,20 @@ pub struct psm_event {
     event: Event,
     url: Option<CString>,
     prompt: Option<psm_prompt>,
+}
+
+impl psm_event {
+    fn new(event: Event) -> psm_event {
+        let url = match &event {
+            Event::Dialog { url, .. } => CString::new(url.as_str()).ok(),
+            _ => None,
+        };
+        let prompt = match &event {
+            Event::Prompt(p) => Some(psm_prompt::new(p.clone())),
+            _ => None,
+        };
+        psm_event { event, url, prompt }
+    }
 }
 
 /// `psm_event_kind`: open `psm_event_dialog_url` in an HTML window.
@@ -49,16 +64,8 @@ pub unsafe extern "C" fn psm_next_event(
         let timeout = u64::try_from(timeout_ms).ok().map(Duration::from_millis);
         match conn.client.next_event(timeout) {
             Ok(Some(event)) => {
-                let url = match &event {
-                    Event::Dialog { url, .. } => CString::new(url.as_str()).ok(),
-                    _ => None,
-                };
-                let prompt = match &event {
-                    Event::Prompt(p) => Some(psm_prompt::new(p.clone())),
-                    _ => None,
-                };
                 // SAFETY: checked writable above.
-                unsafe { *out = Box::into_raw(Box::new(psm_event { event, url, prompt })) };
+                unsafe { *out = Box::into_raw(Box::new(psm_event::new(event))) };
                 Code::PSM_OK
             }
             Ok(None) => fail_code(Code::PSM_ERR_TIMEOUT, "no event arrived in time"),
@@ -153,6 +160,81 @@ pub unsafe extern "C" fn psm_event_free(ev: *mut psm_event) {
         if !ev.is_null() {
             // SAFETY: per the contract, we own it now.
             drop(unsafe { Box::from_raw(ev) });
+        }
+    })
+}
+
+/// An event handler: called with each event psmd sends on the connection
+/// (other than prompts, while a prompt handler is installed). `ev` is valid
+/// only during the call; do not free it.
+pub type psm_event_cb = Option<unsafe extern "C" fn(userdata: *mut c_void, ev: *const psm_event)>;
+
+struct CEventHandler {
+    cb: unsafe extern "C" fn(*mut c_void, *const psm_event),
+    userdata: *mut c_void,
+}
+
+// SAFETY: the application promises (psm_set_event_handler's contract) that
+// its callback may run on any thread with this userdata.
+unsafe impl Send for CEventHandler {}
+// SAFETY: as above; the handler is only ever called, never mutated.
+unsafe impl Sync for CEventHandler {}
+
+impl CEventHandler {
+    fn call(&self, e: Event) {
+        let ev = psm_event::new(e);
+        // SAFETY: the application registered `cb` for this `userdata`; `ev`
+        // outlives the call.
+        unsafe { (self.cb)(self.userdata, &ev) }
+    }
+}
+
+/// Installs `cb` as the connection's event handler (replacing an earlier
+/// one), or with `cb` NULL removes it. Events then go to `cb` instead of
+/// waiting for `psm_next_event`.
+///
+/// `cb` runs on whichever thread is waiting on psmd when the event comes,
+/// usually one blocked in the call that needs the user: a single-threaded
+/// application blocked in `psm_ssl_connect` still learns that psmd shows a
+/// dialog (`PSM_EVENT_DIALOG`: open `psm_event_dialog_url` in an HTML
+/// window, e.g. `chromium --app=URL`) and when it ended
+/// (`PSM_EVENT_DIALOG_DONE`). It should return quickly (start the browser,
+/// do not wait for it); it may call psm functions.
+///
+/// # Safety
+/// `conn` is live; `cb` is NULL or a function that may be called with
+/// `userdata` from any thread until it is replaced or removed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_set_event_handler(
+    conn: *mut psm_conn,
+    cb: psm_event_cb,
+    userdata: *mut c_void,
+) -> Code {
+    boundary(|| {
+        check_null!(conn);
+        // SAFETY: non-NULL and live per the contract.
+        let client = unsafe { &(*conn).client };
+        let handler = cb.map(|cb| {
+            let h = CEventHandler { cb, userdata };
+            Arc::new(move |e: Event| h.call(e)) as Arc<dyn Fn(Event) + Send + Sync>
+        });
+        client.set_event_handler(handler);
+        Code::PSM_OK
+    })
+}
+
+/// The id of a `PSM_EVENT_DIALOG` or `PSM_EVENT_DIALOG_DONE` event (the
+/// same for both ends of one dialog); 0 for other kinds.
+///
+/// # Safety
+/// `ev` is NULL or a live event.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_event_dialog_id(ev: *const psm_event) -> u64 {
+    boundary_value(0, || {
+        // SAFETY: per the contract.
+        match unsafe { ev.as_ref() }.map(|e| &e.event) {
+            Some(Event::Dialog { id, .. } | Event::DialogDone { id }) => *id,
+            _ => 0,
         }
     })
 }

@@ -20,6 +20,11 @@ pub const PSM_PROMPT_SERVER_TRUST: u32 = 1;
 pub const PSM_PROMPT_CLIENT_CERT: u32 = 2;
 /// A password (the answer is the password; there are no choices).
 pub const PSM_PROMPT_PASSWORD: u32 = 3;
+/// A new password, typed twice in psm's dialog (the answer is the
+/// password; the details give the policy's `min_length`).
+pub const PSM_PROMPT_NEW_PASSWORD: u32 = 4;
+/// Confirm a private key's use; the choices are "allow" and "deny".
+pub const PSM_PROMPT_CONFIRM: u32 = 5;
 
 /// A question from psmd for the application to answer with
 /// `psm_prompt_answer` (or `psm_prompt_answer_id`). Borrowed: from a prompt
@@ -106,9 +111,14 @@ impl CHandler {
 /// answer later from any thread with `psm_prompt_answer_id`; the operation
 /// waits until then. If it returns anything else without answering, libpsm
 /// answers "cancel" for it (`PSM_ERR_USER_CANCELLED` for the operation).
-/// Without a handler psmd asks nothing (the operation fails with the
-/// error that raised the question), unless `psm_set_prompt_events` asked
-/// for prompts as events.
+/// Without a handler psmd shows its own HTML dialog (a `PSM_EVENT_DIALOG`
+/// event, see `psm_set_event_handler`), or, for a connection made with
+/// `PSM_CONNECT_NO_DIALOGS`, asks nothing: the operation fails with the
+/// error that raised the question (`PSM_ERR_NO_UI` when nothing else
+/// explains it), unless `psm_set_prompt_events` asked for prompts as
+/// events. The policy may keep password questions out of applications'
+/// hands (`token.app_password_prompts = false`): those always go to a
+/// dialog.
 ///
 /// # Safety
 /// `conn` is live; `cb` is NULL or a function that may be called with
@@ -151,6 +161,8 @@ pub unsafe extern "C" fn psm_prompt_kind(prompt: *const psm_prompt) -> u32 {
             Some(PromptKind::ServerTrust) => PSM_PROMPT_SERVER_TRUST,
             Some(PromptKind::ClientCert) => PSM_PROMPT_CLIENT_CERT,
             Some(PromptKind::Password) => PSM_PROMPT_PASSWORD,
+            Some(PromptKind::NewPassword) => PSM_PROMPT_NEW_PASSWORD,
+            Some(PromptKind::Confirm) => PSM_PROMPT_CONFIRM,
             None => 0,
         }
     })

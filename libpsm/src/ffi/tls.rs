@@ -568,3 +568,24 @@ pub unsafe extern "C" fn psm_ssl_free(ssl: *mut psm_ssl) {
         }
     })
 }
+
+/// Shows what protects the channel in psm's dialog (psm's security
+/// advisor: who the server is and why psm believes it, what is encrypted
+/// and how). The call returns once the user closed the dialog; open its
+/// URL from the `PSM_EVENT_DIALOG` event (`psm_set_event_handler`).
+/// `PSM_ERR_NO_UI` for a connection made with `PSM_CONNECT_NO_DIALOGS`.
+///
+/// # Safety
+/// `conn` and `ssl` are live (`ssl` opened on `conn`).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_ssl_show_info(conn: *mut psm_conn, ssl: *const psm_ssl) -> Code {
+    boundary(|| {
+        check_null!(conn, ssl);
+        // SAFETY: non-NULL and live per the contract.
+        let (client, ssl) = match unsafe { client_of(conn, ssl) } {
+            Ok(v) => v,
+            Err(c) => return c,
+        };
+        client.ssl_show_info(&ssl.channel).map_or_else(fail, |()| Code::PSM_OK)
+    })
+}

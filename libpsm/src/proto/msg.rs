@@ -293,6 +293,16 @@ pub enum Request {
         host: String,
         port: u16,
     },
+    /// Shows psm's read-only view of a stored certificate in a dialog;
+    /// replies `Done` once the user closed it.
+    CertView {
+        sha256_hex: String,
+    },
+    /// Shows what protects a TLS channel (psm's security advisor) in a
+    /// dialog; replies `Done` once the user closed it.
+    SslShowInfo {
+        channel: u64,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -471,6 +481,8 @@ impl Request {
             Request::PolicyCheck { .. } => "PolicyCheck",
             Request::OverrideList => "OverrideList",
             Request::OverrideDelete { .. } => "OverrideDelete",
+            Request::CertView { .. } => "CertView",
+            Request::SslShowInfo { .. } => "SslShowInfo",
         }
     }
 }
@@ -594,6 +606,11 @@ pub enum PromptKind {
     ClientCert,
     /// A password. Answer: the password.
     Password,
+    /// A new password (token password, PKCS#12 export). Answer: the
+    /// password; the details give the policy's rules (`min_length`).
+    NewPassword,
+    /// Confirm the use of a private key. Answers: "allow", "deny".
+    Confirm,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

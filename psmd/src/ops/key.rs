@@ -2,12 +2,17 @@
 //! PKCS#12 import and export, and SDR. Keys are unsealed only inside these
 //! handlers, on the pool, and never leave psmd.
 
+use crate::dialog::PageKind;
+use crate::ops::smime::BlockingJob;
 use crate::pki::{cert, keys, pkcs12, seal};
+use crate::prompt::{Check, Question};
 use crate::session::{Outcome, Shared};
-use crate::store::parse_fingerprint;
-use psm::proto::{KeyKind, Reply, Secret, SigKind};
+use crate::store::{Store, parse_fingerprint};
+use crate::token::TokenState;
+use psm::proto::{KeyKind, PromptKind, Reply, Secret, SigKind};
 use psm::{Code, Error};
 use sha2::Digest;
+use std::sync::Mutex;
 
 /// Largest secret SDR seals: it is for passwords, not files.
 pub const MAX_SDR: usize = 64 * 1024;
@@ -131,16 +136,60 @@ fn sign_with_store(
     Ok(Reply::Bytes(key.sign(sig_alg(alg), data)?))
 }
 
-fn ask_password() -> Error {
-    Error::new(Code::PSM_ERR_NO_UI, "a PKCS#12 password is needed and psm cannot ask for it yet: pass it")
+fn no_password() -> Error {
+    Error::new(
+        Code::PSM_ERR_NO_UI,
+        "a PKCS#12 password is needed: pass it, or let psm ask (a prompt handler, or dialogs)",
+    )
 }
 
 pub fn pkcs12_import(shared: &Shared, session: u64, data: Vec<u8>, password: Option<Secret>) -> Outcome {
     let (store, token) = (shared.store.clone(), shared.token.clone());
     work(move || {
-        let password = password.ok_or_else(ask_password)?;
+        let password = password.ok_or_else(no_password)?;
+        import_p12(&store, &token, session, &data, &password.0)
+    })
+}
+
+/// `Pkcs12Import` without a password: psm asks the user, again after a
+/// wrong one.
+pub fn pkcs12_import_asking(data: Vec<u8>) -> BlockingJob {
+    Box::new(move |jc| {
+        let ctx = jc.ctx;
+        ctx.token.master(jc.to.session_id)?;
+        let q = Question {
+            kind: PageKind::Prompt(PromptKind::Password),
+            message: "Enter the password that protects the PKCS#12 file you import.".into(),
+            details: serde_json::json!({ "token": "the PKCS#12 file", "purpose": "import a PKCS#12 file" }),
+            choices: Vec::new(),
+        };
+        let mut reply = None;
+        ctx.prompts.ask_until(jc.to, q, crate::token::PASSWORD_TRIES, |pw| {
+            match import_p12(&ctx.store, &ctx.token, jc.to.session_id, &data, &pw.0) {
+                Ok(r) => {
+                    reply = Some(r);
+                    Check::Accept
+                }
+                Err(e) if e.code == Code::PSM_ERR_BAD_PASSWORD => {
+                    Check::Retry(Error::new(Code::PSM_ERR_BAD_PASSWORD, "That password was wrong."))
+                }
+                Err(e) => Check::Fail(e),
+            }
+        })?;
+        reply.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "the import ended without a result"))
+    })
+}
+
+fn import_p12(
+    store: &Mutex<Store>,
+    token: &TokenState,
+    session: u64,
+    data: &[u8],
+    password: &str,
+) -> Result<Reply, Error> {
+    {
         let master = token.master(session)?;
-        let p12 = pkcs12::parse(&data, &password.0)?;
+        let p12 = pkcs12::parse(data, password)?;
         let mut ders: Vec<Vec<u8>> = p12.cert.iter().cloned().collect();
         ders.extend(p12.ca.iter().cloned());
         if ders.is_empty() {
@@ -168,7 +217,7 @@ pub fn pkcs12_import(shared: &Shared, session: u64, data: Vec<u8>, password: Opt
             r => r?,
         };
         Ok(Reply::Certs(certs))
-    })
+    }
 }
 
 pub fn pkcs12_export(shared: &Shared, session: u64, sha256_hex: String, password: Option<Secret>) -> Outcome {
@@ -180,8 +229,53 @@ pub fn pkcs12_export(shared: &Shared, session: u64, sha256_hex: String, password
     }
     let (store, token) = (shared.store.clone(), shared.token.clone());
     work(move || {
-        let password = password.ok_or_else(ask_password)?;
-        let fp = parse_fingerprint(&sha256_hex)?;
+        let password = password.ok_or_else(no_password)?;
+        export_p12(&store, &token, session, &sha256_hex, &password.0)
+    })
+}
+
+/// `Pkcs12Export` without a password: psm asks the user for one (twice).
+pub fn pkcs12_export_asking(sha256_hex: String) -> BlockingJob {
+    Box::new(move |jc| {
+        let ctx = jc.ctx;
+        ctx.token.master(jc.to.session_id)?;
+        let q = Question {
+            kind: PageKind::Prompt(PromptKind::NewPassword),
+            message: "Choose a password to protect the exported private key. Whoever has the file and \
+                      this password has your key."
+                .into(),
+            details: serde_json::json!({ "title": "Protect the exported key", "purpose": "export a PKCS#12 file", "min_length": 1 }),
+            choices: Vec::new(),
+        };
+        let mut reply = None;
+        ctx.prompts.ask_until(jc.to, q, crate::token::PASSWORD_TRIES, |pw| {
+            if pw.0.is_empty() {
+                return Check::Retry(Error::new(
+                    Code::PSM_ERR_INVALID_ARGUMENT,
+                    "The password must not be empty.",
+                ));
+            }
+            match export_p12(&ctx.store, &ctx.token, jc.to.session_id, &sha256_hex, &pw.0) {
+                Ok(r) => {
+                    reply = Some(r);
+                    Check::Accept
+                }
+                Err(e) => Check::Fail(e),
+            }
+        })?;
+        reply.ok_or_else(|| Error::new(Code::PSM_ERR_INTERNAL, "the export ended without a result"))
+    })
+}
+
+fn export_p12(
+    store: &Mutex<Store>,
+    token: &TokenState,
+    session: u64,
+    sha256_hex: &str,
+    password: &str,
+) -> Result<Reply, Error> {
+    {
+        let fp = parse_fingerprint(sha256_hex)?;
         let (info, row) = {
             let store = store.lock().unwrap_or_else(|p| p.into_inner());
             let info = store.get(&fp)?;
@@ -192,8 +286,8 @@ pub fn pkcs12_export(shared: &Shared, session: u64, sha256_hex: String, password
             Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
         })?;
         let pkcs8 = row.open(&*token.master(session)?)?;
-        Ok(Reply::Bytes(pkcs12::build(&pkcs8, &info.der, &[], Some(&info.nickname), &password.0)?))
-    })
+        Ok(Reply::Bytes(pkcs12::build(&pkcs8, &info.der, &[], Some(&info.nickname), password)?))
+    }
 }
 
 pub fn sdr_encrypt(shared: &Shared, session: u64, data: Vec<u8>) -> Outcome {

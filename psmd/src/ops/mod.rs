@@ -9,3 +9,4 @@ pub mod key;
 pub mod smime;
 pub mod tls;
 pub mod token;
+pub mod view;

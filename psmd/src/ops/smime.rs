@@ -16,7 +16,7 @@ use crate::store::Store;
 use crate::tls::TlsContext;
 use openssl::x509::X509;
 use psm::proto::{
-    CERTS_USER, CertInfo, CertUsage, MAX_INLINE_SMIME, PromptKind, Reply, SMIME_ALL_FLAGS, SMIME_BINARY,
+    CERTS_USER, CertInfo, CertUsage, MAX_INLINE_SMIME, Reply, SMIME_ALL_FLAGS, SMIME_BINARY,
     SMIME_REMEMBER_SIGNER, SMIME_VERIFY_INNER, SmimeInfo, SmimeOp,
 };
 use psm::{Code, Error};
@@ -52,8 +52,6 @@ pub const MAX_PARSED_MESSAGE: usize = 512 * 1024 * 1024;
 /// Wrapping layers unwrapped in one call (signed inside encrypted inside
 /// signed: RFC 8551's triple wrapping).
 const MAX_LAYERS: usize = 3;
-/// Password attempts one prompt sequence allows.
-const PASSWORD_TRIES: usize = 3;
 
 fn check_flags(flags: u32) -> Result<(), Error> {
     if flags & !SMIME_ALL_FLAGS != 0 {
@@ -101,33 +99,7 @@ fn unlock(jc: &JobCtx<'_>, purpose: &str) -> Result<(), Error> {
         }
         Err(_) => {}
     }
-    if !ctx.policy().app_password_prompts {
-        // The administrator wants the password typed into psm's own
-        // dialog, never into an application's window.
-        return Err(Error::new(
-            Code::PSM_ERR_NO_UI,
-            format!(
-                "{purpose} needs the token password, and the security policy does not let applications ask for it; \
-                 log in with psm's own tools first"
-            ),
-        ));
-    }
-    let details = serde_json::json!({ "token": "psm soft token", "purpose": purpose }).to_string();
-    for attempt in 0..PASSWORD_TRIES {
-        let message = if attempt == 0 {
-            format!("Enter the password of your psm token: {purpose}.")
-        } else {
-            "That password was wrong. Enter the password of your psm token again.".to_string()
-        };
-        let password = ctx.prompts.ask(jc.to, PromptKind::Password, message, details.clone(), Vec::new())?;
-        let store = ctx.lock_store();
-        match ctx.token.login(&store, jc.session(), Some(&password.0)) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.code == Code::PSM_ERR_BAD_PASSWORD && attempt + 1 < PASSWORD_TRIES => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Error::new(Code::PSM_ERR_BAD_PASSWORD, "wrong token password"))
+    crate::token::ask_password(ctx, jc.to, jc.session(), purpose)
 }
 
 /// A certificate of the store by nickname, e-mail address or

@@ -44,7 +44,7 @@ fn check_host(host: &str) -> Result<(), Error> {
 
 fn start(session: &Session, opts: SslOpts, target: Target) -> Outcome {
     match check_opts(&opts) {
-        Ok(()) => Outcome::Tls(Start { can_prompt: session.has_prompt_handler(), opts, target }),
+        Ok(()) => Outcome::Tls(Start { can_prompt: session.can_ask(), opts, target }),
         Err(e) => Outcome::Reply(Err(e)),
     }
 }

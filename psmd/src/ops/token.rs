@@ -1,8 +1,11 @@
 //! Token login, logout and password change (on the pool: the KDF is slow
 //! on purpose).
 
+use crate::dialog::PageKind;
+use crate::ops::smime::BlockingJob;
+use crate::prompt::{Check, Question};
 use crate::session::{Outcome, Shared};
-use psm::proto::{Reply, Secret};
+use psm::proto::{PromptKind, Reply, Secret};
 use psm::{Code, Error};
 
 pub fn login(shared: &Shared, session: u64, password: Option<Secret>) -> Outcome {
@@ -23,7 +26,7 @@ pub fn set_password(shared: &Shared, session: u64, old: Option<Secret>, new: Opt
     let Some(new) = new else {
         return Outcome::Reply(Err(Error::new(
             Code::PSM_ERR_NO_UI,
-            "a new password is needed and psm cannot ask for it yet: pass it",
+            "a new password is needed: pass it, or let psm ask (a prompt handler, or dialogs)",
         )));
     };
     if let Err(e) = shared.tls.policy().check_password(&new.0) {
@@ -35,4 +38,61 @@ pub fn set_password(shared: &Shared, session: u64, old: Option<Secret>, new: Opt
         token.set_password(&mut store, session, old.as_ref().map(|p| p.0.as_str()), &new.0)?;
         Ok(Reply::Done)
     }))
+}
+
+/// `TokenLogin` without a password from an application that lets psm ask:
+/// the user types it (dialog or prompt handler), again after a wrong one.
+pub fn login_asking() -> BlockingJob {
+    Box::new(|jc| {
+        let ctx = jc.ctx;
+        let session = jc.to.session_id;
+        {
+            let store = ctx.lock_store();
+            match ctx.token.login(&store, session, None) {
+                Ok(()) => return Ok(Reply::Done),
+                Err(e) if e.code != Code::PSM_ERR_LOGIN_REQUIRED => return Err(e),
+                Err(_) => {}
+            }
+        }
+        crate::token::ask_password(ctx, jc.to, session, "log in")?;
+        Ok(Reply::Done)
+    })
+}
+
+/// `TokenSetPassword` without the new password: the user types it twice,
+/// and it must meet the policy's rules.
+pub fn set_password_asking(old: Option<Secret>) -> BlockingJob {
+    Box::new(move |jc| {
+        let ctx = jc.ctx;
+        let policy = ctx.policy();
+        let q = Question {
+            kind: PageKind::Prompt(PromptKind::NewPassword),
+            message: "Choose the password that protects your psm token: psm asks for it before it uses \
+                      your private keys."
+                .into(),
+            details: serde_json::json!({
+                "title": "Your token password",
+                "token": "psm soft token",
+                "min_length": policy.min_password_length,
+                "required": policy.password_required,
+            }),
+            choices: Vec::new(),
+        };
+        ctx.prompts.ask_until(jc.to, q, crate::token::PASSWORD_TRIES, |new| {
+            if let Err(e) = policy.check_password(&new.0) {
+                return Check::Retry(e);
+            }
+            let mut store = ctx.lock_store();
+            match ctx.token.set_password(
+                &mut store,
+                jc.to.session_id,
+                old.as_ref().map(|p| p.0.as_str()),
+                &new.0,
+            ) {
+                Ok(()) => Check::Accept,
+                Err(e) => Check::Fail(e),
+            }
+        })?;
+        Ok(Reply::Done)
+    })
 }

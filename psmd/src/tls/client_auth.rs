@@ -5,7 +5,9 @@
 
 use super::TlsContext;
 use super::handshake::{Current, Notes};
+use crate::dialog::PageKind;
 use crate::pool::ReplyTo;
+use crate::prompt::Question;
 use psm::proto::{CERTS_USER, PromptKind};
 use psm::{Code, Error};
 use rustls::SignatureScheme;
@@ -91,6 +93,8 @@ pub struct ClientCerts {
     pub can_prompt: bool,
     pub to: ReplyTo,
     pub notes: Arc<Mutex<Notes>>,
+    /// The server asking, for the user.
+    pub host: String,
 }
 
 impl ClientCerts {
@@ -146,17 +150,13 @@ impl ClientCerts {
                         })
                     })
                     .collect();
-                let details = serde_json::json!({ "certificates": list });
+                let details = serde_json::json!({ "certificates": list, "host": self.host });
                 let message =
                     "The server asks who you are. Which certificate should identify you?".to_string();
                 let asked = std::time::Instant::now();
-                let answer = self.ctx.prompts.ask(
-                    self.to,
-                    PromptKind::ClientCert,
-                    message,
-                    details.to_string(),
-                    choices,
-                );
+                let q =
+                    Question { kind: PageKind::Prompt(PromptKind::ClientCert), message, details, choices };
+                let answer = self.ctx.prompts.ask(self.to, q);
                 self.notes().user_time += asked.elapsed();
                 crate::store::parse_fingerprint(&answer?.0).map(Some)
             }
@@ -179,6 +179,7 @@ impl ResolvesClientCert for SharedClientCerts {
                 can_prompt: cur.can_prompt,
                 to: cur.to,
                 notes: cur.notes.clone(),
+                host: cur.host.clone(),
             };
             certs.resolve(hints, sigschemes)
         })

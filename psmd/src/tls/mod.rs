@@ -162,6 +162,7 @@ impl TlsContext {
     /// Puts `p` in force; true if it differs from the policy it replaces.
     pub fn set_policy(&self, p: crate::policy::Policy) -> bool {
         self.token.set_idle_timeout(p.idle_timeout_secs);
+        self.prompts.set_app_passwords(p.app_password_prompts);
         self.audit.configure(None, p.audit);
         let mut cur = self.policy.write().unwrap_or_else(|p| p.into_inner());
         let changed = **cur != p;

@@ -5,8 +5,10 @@
 
 use super::TlsContext;
 use super::handshake::{Current, Notes};
+use crate::dialog::PageKind;
 use crate::pki::verify::{self, Name, Status, TrustSet, Usage};
 use crate::pool::ReplyTo;
+use crate::prompt::Question;
 use psm::proto::PromptKind;
 use psm::{Code, Error};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -112,8 +114,8 @@ impl Verifier {
         );
         let choices = [ANSWER_ONCE, ANSWER_ALWAYS, ANSWER_REJECT].map(String::from).to_vec();
         let asked = std::time::Instant::now();
-        let answer =
-            self.ctx.prompts.ask(self.to, PromptKind::ServerTrust, message, details.to_string(), choices);
+        let q = Question { kind: PageKind::Prompt(PromptKind::ServerTrust), message, details, choices };
+        let answer = self.ctx.prompts.ask(self.to, q);
         self.notes().user_time += asked.elapsed();
         Ok(answer?.0.clone())
     }
@@ -333,8 +335,12 @@ fn status_names(bits: u32) -> Vec<String> {
 pub fn cert_json(der: &[u8]) -> serde_json::Value {
     match crate::pki::cert::parse(der) {
         Ok(p) => {
-            let info = p.info("", 0, false, false);
-            serde_json::json!({ "sha256": info.sha256_hex, "subject": info.subject, "issuer": info.issuer })
+            let i = p.info("", 0, false, false);
+            serde_json::json!({
+                "sha256": i.sha256_hex, "subject": i.subject, "issuer": i.issuer, "serial_hex": i.serial_hex,
+                "sha1_hex": i.sha1_hex, "not_before": i.not_before, "not_after": i.not_after,
+                "dns_names": i.dns_names, "emails": i.emails,
+            })
         }
         Err(_) => {
             serde_json::json!({ "sha256": hex::encode(verify::fingerprint(der)), "subject": null, "issuer": null })

@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod certs;
 pub mod smime;
 pub mod tls;
+pub mod web;
 
 use psm::proto::{FrameReader, Request, RequestFrame, ServerFrame, decode_server_frame, encode_request};
 use psm::{Client, ConnectFlags};
@@ -88,6 +90,16 @@ impl Daemon {
         Daemon::start_limited(extra, None)
     }
 
+    /// A psmd whose log (stderr) goes to `log`.
+    pub fn start_logging(extra: &[&str], log: std::fs::File) -> Daemon {
+        let rt = RuntimeDir::new();
+        let child = spawn_psmd_with(&rt, extra, None, Stdio::from(log));
+        let mut d = Daemon { rt, child: Some(child), observer: None };
+        wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
+        d.observer = Some(d.client());
+        d
+    }
+
     pub fn start_limited(extra: &[&str], max_fds: Option<u64>) -> Daemon {
         let rt = RuntimeDir::new();
         let child = spawn_psmd_in(&rt, extra, max_fds);
@@ -157,6 +169,10 @@ impl Drop for Daemon {
 /// Starts psmd for `rt` (its socket and profile, no system anchors) with at
 /// most `max_fds` open descriptors (soft and hard).
 pub fn spawn_psmd_in(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>) -> Child {
+    spawn_psmd_with(rt, extra, max_fds, Stdio::inherit())
+}
+
+pub fn spawn_psmd_with(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>, stderr: Stdio) -> Child {
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(PSMD);
     cmd.env("PSM_PROFILE", rt.profile()).env_remove("SSL_CERT_FILE").env("SSL_CERT_DIR", rt.no_anchors());
@@ -178,7 +194,7 @@ pub fn spawn_psmd_in(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>) -> C
         .args(extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
