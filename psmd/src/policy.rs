@@ -16,7 +16,7 @@
 //! | `tls.cipher_suites` | all of rustls's | the suites TLS channels offer and accept (rustls names) |
 //! | `tls.groups` | all of rustls's | the key exchange groups, in order of preference |
 //! | `trust.anchors` | none | PEM files or directories of CA certificates always trusted (every usage) |
-//! | `trust.distrusted` | none | SHA-256 fingerprints (hex) of certificates never trusted |
+//! | `trust.distrusted` | none | certificates never trusted: SHA-256 fingerprints (hex), or `{ issuer = "C=US, CN=Evil CA", serial = "0a:1b" }` (name syntax: `pki/dn.rs`) |
 //! | `overrides.allowed` | true | whether users may accept certificate errors (once or always) |
 //! | `overrides.errors` | all four | which: "unknown-issuer", "expired", "not-yet-valid", "name-mismatch" |
 //! | `pkcs12.export` | true | whether private keys may be exported |
@@ -27,6 +27,7 @@
 //! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
 //! | `audit.enabled` | false | a line per private-key use and trust decision in `audit.log` |
 
+use crate::pki::dn::IssuerSerial;
 use crate::pki::verify::Status;
 use psm::{Code, Error};
 use sha2::Digest;
@@ -61,6 +62,8 @@ pub struct Policy {
     pub anchor_paths: Vec<PathBuf>,
     /// SHA-256 of certificates the policy distrusts.
     pub distrusted: Vec<[u8; 32]>,
+    /// Certificates the policy distrusts by issuer and serial number.
+    pub distrusted_issuer_serial: Vec<IssuerSerial>,
     pub idle_timeout_secs: u64,
     pub app_password_prompts: bool,
     pub audit: bool,
@@ -94,6 +97,7 @@ impl Default for Policy {
             anchors: Vec::new(),
             anchor_paths: Vec::new(),
             distrusted: Vec::new(),
+            distrusted_issuer_serial: Vec::new(),
             idle_timeout_secs: 30 * 60,
             app_password_prompts: true,
             audit: false,
@@ -126,7 +130,14 @@ impl Policy {
             "trust": {
                 "anchors": self.anchor_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 "anchor_certificates": self.anchors.len(),
-                "distrusted": self.distrusted.iter().map(hex::encode).collect::<Vec<_>>(),
+                "distrusted": self
+                    .distrusted
+                    .iter()
+                    .map(|fp| serde_json::json!(hex::encode(fp)))
+                    .chain(self.distrusted_issuer_serial.iter().map(|e| {
+                        serde_json::json!({ "issuer": e.issuer_text, "serial": e.serial_hex() })
+                    }))
+                    .collect::<Vec<_>>(),
             },
             "audit": { "enabled": self.audit },
             "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
@@ -182,7 +193,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -372,21 +383,18 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                 }
                 "trust.distrusted" => {
                     let Some(arr) = v.as_array() else {
-                        bad(format!("{full} must be a list of SHA-256 fingerprints (64 hex digits)"));
+                        bad(format!(
+                            "{full} must be a list of SHA-256 fingerprints (64 hex digits) \
+                             or {{ issuer = \"...\", serial = \"...\" }} tables"
+                        ));
                         continue;
                     };
                     for item in arr.iter() {
-                        let fp = item.get_ref().as_str().map(|s| s.replace(':', "").to_ascii_lowercase());
-                        match fp
-                            .as_deref()
-                            .and_then(|h| hex::decode(h).ok())
-                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        {
-                            Some(f) => p.distrusted.push(f),
-                            None => bad(format!(
-                                "{full}: {item:?} is not a SHA-256 fingerprint (64 hex digits)",
-                                item = item.get_ref().as_str().unwrap_or("?")
-                            )),
+                        let line = line_of(text, item.span().start);
+                        match distrusted_entry(item.get_ref()) {
+                            Ok(Distrusted::Sha256(f)) => p.distrusted.push(f),
+                            Ok(Distrusted::IssuerSerial(e)) => p.distrusted_issuer_serial.push(e),
+                            Err(m) => problems.push(Problem { line, message: format!("{full}: {m}") }),
                         }
                     }
                 }
@@ -444,6 +452,44 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
     } else {
         problems.sort_by_key(|p| p.line);
         Err(problems)
+    }
+}
+
+enum Distrusted {
+    Sha256([u8; 32]),
+    IssuerSerial(IssuerSerial),
+}
+
+/// One `trust.distrusted` entry: a SHA-256 fingerprint as a string, or a
+/// table naming the issuer and the serial number.
+fn distrusted_entry(item: &toml::de::DeValue<'_>) -> Result<Distrusted, String> {
+    if let Some(s) = item.as_str() {
+        let h = s.replace(':', "").to_ascii_lowercase();
+        return hex::decode(&h)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Distrusted::Sha256)
+            .ok_or_else(|| format!("{s:?} is not a SHA-256 fingerprint (64 hex digits)"));
+    }
+    let Some(table) = item.as_table() else {
+        return Err(format!(
+            "an entry is a SHA-256 fingerprint (a string) or {{ issuer = \"...\", serial = \"...\" }}, not {}",
+            item.type_str()
+        ));
+    };
+    let (mut issuer, mut serial) = (None, None);
+    for (key, value) in table {
+        let k = key.get_ref().as_ref();
+        let slot = match k {
+            "issuer" => &mut issuer,
+            "serial" => &mut serial,
+            _ => return Err(unknown("key in a distrusted entry", k, &["issuer", "serial"])),
+        };
+        *slot = Some(value.get_ref().as_str().ok_or_else(|| format!("{k} must be a string"))?);
+    }
+    match (issuer, serial) {
+        (Some(i), Some(s)) => IssuerSerial::parse(i, s).map(Distrusted::IssuerSerial),
+        _ => Err("an entry by issuer needs both issuer = \"...\" and serial = \"...\"".into()),
     }
 }
 
@@ -509,9 +555,10 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
     })?;
     p.source = Some(path.to_path_buf());
     p.anchors = load_anchors(path, &p.anchor_paths)?;
-    if !p.distrusted.is_empty()
-        && p.anchors.iter().any(|a| p.distrusted.contains(&crate::pki::verify::fingerprint(a)))
-    {
+    if p.anchors.iter().any(|a| {
+        p.distrusted.contains(&crate::pki::verify::fingerprint(a))
+            || p.distrusted_issuer_serial.iter().any(|e| e.matches_der(a))
+    }) {
         return Err(policy_error(
             path,
             "both trusts and distrusts the same certificate (trust.anchors, trust.distrusted)".into(),

@@ -423,3 +423,88 @@ fn cipher_suites_and_key_exchange_groups_are_limited_to_the_policy() {
         .unwrap();
     assert!(p.iter().any(|(_, m)| m.contains("only TLS 1.2 suites")), "{p:?}");
 }
+
+/// The issuer and serial number of `der` as `psm cert show` prints them.
+fn issuer_and_serial(der: &[u8]) -> (String, String) {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    (cert.issuer().to_string(), hex::encode(cert.raw_serial()))
+}
+
+#[test]
+fn certificates_distrusted_by_issuer_and_serial_are_refused_as_by_fingerprint() {
+    let pki = Pki::new();
+    let policy = PolicyFile::new("");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    let server = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+
+    // The leaf, by fingerprint and then by issuer and serial: the same refusal.
+    policy.write(&format!("[trust]\ndistrusted = [\"{}\"]\n", pki.good.sha256_hex()));
+    c.policy_reload().unwrap();
+    let by_sha = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(by_sha.code, Code::PSM_ERR_CERT_DISTRUSTED, "{by_sha}");
+    let (issuer, serial) = issuer_and_serial(&pki.good.der);
+    policy.write(&format!(
+        "[trust]\ndistrusted = [\n  {{ issuer = \"{issuer}\", serial = \"{serial}\" }},\n]\n"
+    ));
+    c.policy_reload().unwrap();
+    let by_name = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(by_name.code, by_sha.code, "{by_name}");
+    assert_eq!(by_name.message, by_sha.message);
+    let s: serde_json::Value = serde_json::from_str(&c.status_json().unwrap()).unwrap();
+    assert_eq!(s["policy"]["trust"]["distrusted"][0]["issuer"], issuer.as_str(), "{s:#}");
+
+    // The intermediate, its issuer written the RFC 4514 way (most specific
+    // RDN first, no spaces) and its serial with colons and in upper case.
+    let (issuer, serial) = issuer_and_serial(&pki.intermediate.cert.der);
+    let rfc4514: Vec<&str> = issuer.split(", ").collect::<Vec<_>>().into_iter().rev().collect();
+    let colons: Vec<String> =
+        serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
+    policy.write(&format!(
+        "[trust]\ndistrusted = [{{ issuer = \"{}\", serial = \"{}\" }}]\n",
+        rfc4514.join(","),
+        colons.join(":")
+    ));
+    c.policy_reload().unwrap();
+    let e = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_CERT_DISTRUSTED, "{e}");
+    assert!(e.message.contains("distrusted"), "{e}");
+    // Another serial from the same issuer is not distrusted.
+    policy.write(&format!("[trust]\ndistrusted = [{{ issuer = \"{issuer}\", serial = \"7fffffff\" }}]\n"));
+    c.policy_reload().unwrap();
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+
+    // Bad entries are explained on their own lines.
+    let p = c
+        .policy_check(
+            "[trust]\ndistrusted = [\n  { issuer = \"CN=Evil CA, Inc.\", serial = \"01\" },\n  \
+             { issuer = \"CN=Evil CA\", serail = \"01\" },\n  { issuer = \"CN=Evil CA\" },\n  \
+             { issuer = \"CM=Evil CA\", serial = \"01\" },\n  { issuer = \"CN=Evil CA\", serial = \"zz\" },\n]\n",
+        )
+        .unwrap();
+    assert_eq!(p.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [3, 4, 5, 6, 7], "{p:?}");
+    assert!(p[0].1.contains("\\,"), "{p:?}");
+    assert!(p[1].1.contains("did you mean \"serial\""), "{p:?}");
+    assert!(p[2].1.contains("both issuer"), "{p:?}");
+    assert!(p[3].1.contains("did you mean \"CN\""), "{p:?}");
+    assert!(p[4].1.contains("hex"), "{p:?}");
+    // An anchor the policy also distrusts by issuer and serial is a contradiction.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_pem = dir.path().join("corp-root.pem");
+    std::fs::write(&root_pem, pki.root.cert.pem()).unwrap();
+    std::fs::set_permissions(&root_pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (issuer, serial) = issuer_and_serial(&pki.root.cert.der);
+    let (code, err) = refused(
+        &format!(
+            "[trust]\nanchors = [\"{}\"]\ndistrusted = [{{ issuer = \"{issuer}\", serial = \"{serial}\" }}]\n",
+            root_pem.display()
+        ),
+        0o644,
+    );
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("both trusts and distrusts"), "{err}");
+}
