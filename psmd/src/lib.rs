@@ -83,11 +83,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     process::harden()?;
     // A policy that exists but cannot be read or is wrong stops psmd: it
     // never runs with less than the administrator set (fail closed).
-    let policy_path = policy::path();
-    let policy = policy::load(&policy_path).map_err(|e| DaemonError::Policy(e.message))?;
-    if let Some(src) = &policy.source {
-        tracing::info!(policy = %src.display(), "policy in force");
-    }
+    // The user's own config, on the other hand, never stops psmd.
+    let policy = policy::Sources::load(policy::path(), policy::user::path())
+        .map_err(|e| DaemonError::Policy(e.message))?;
     let signals = event_loop::Signals::install()?;
     let activated = match opts.activated {
         Some(1) => Some(listener::adopt(process::LISTEN_FD)?),
@@ -127,8 +125,7 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store.sync_builtins(&store::system_anchors()).map_err(|e| DaemonError::Store(e.to_string()))?;
     tracing::info!(profile = %profile.display(), builtins_added = added, "store open");
     let token = token::TokenState::init(&mut store).map_err(|e| DaemonError::Store(e.to_string()))?;
-    let config =
-        event_loop::Config { test_hooks: opts.test_hooks, workers, store, token, policy, policy_path };
+    let config = event_loop::Config { test_hooks: opts.test_hooks, workers, store, token, policy };
     let result = event_loop::EventLoop::new(bound, signals, config)?.run();
     tracing::info!("psmd stopped");
     result

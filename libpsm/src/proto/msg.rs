@@ -293,6 +293,11 @@ pub enum Request {
         host: String,
         port: u16,
     },
+    /// Check a user config file's text (`config.toml`: only the settings
+    /// users may set) without applying it. Replies `Problems`.
+    ConfigCheck {
+        text: String,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -317,7 +322,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 45;
+pub const REQUEST_KINDS: u32 = 46;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -471,6 +476,7 @@ impl Request {
             Request::PolicyCheck { .. } => "PolicyCheck",
             Request::OverrideList => "OverrideList",
             Request::OverrideDelete { .. } => "OverrideDelete",
+            Request::ConfigCheck { .. } => "ConfigCheck",
         }
     }
 }
