@@ -245,7 +245,7 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
 
 /// Every setting, and whether a user's config.toml may set it (within the
 /// policy's bounds, unless the policy locks it: see [`user`]).
-pub const SETTINGS: [(&str, bool); 15] = [
+const SETTINGS: [(&str, bool); 15] = [
     ("tls.min_version", true),
     ("tls.cipher_suites", false),
     ("tls.groups", false),
@@ -267,7 +267,7 @@ const SECTIONS: [&str; 8] =
     ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit", "locked"];
 
 /// The settings a user may set (and the policy may lock).
-pub fn user_settings() -> impl Iterator<Item = &'static str> {
+fn user_settings() -> impl Iterator<Item = &'static str> {
     SETTINGS.iter().filter(|(_, user)| *user).map(|(name, _)| *name)
 }
 
@@ -667,8 +667,8 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
 /// The two files the policy in force is made of, as last read well, and
 /// what is wrong with the user's config since.
 pub struct Sources {
-    pub policy_path: PathBuf,
-    pub config_path: Option<PathBuf>,
+    policy_path: PathBuf,
+    config_path: Option<PathBuf>,
     system: Policy,
     user: user::UserConfig,
     user_problems: Vec<String>,

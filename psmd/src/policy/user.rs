@@ -160,6 +160,12 @@ fn tighten(setting: &str, eff: &mut Policy, mine: &Policy) -> Result<(), String>
         }
     }
     match setting {
+        "tls.min_version"
+            if mine.min_tls == psm::proto::TLS_1_3
+                && eff.cipher_suites.as_ref().is_some_and(|s| s.iter().all(|s| !s.starts_with("TLS13_"))) =>
+        {
+            Err("the policy's cipher suites are all TLS 1.2 ones: no connection could be made".into())
+        }
         "tls.min_version" if mine.min_tls >= eff.min_tls => {
             eff.min_tls = mine.min_tls;
             Ok(())
@@ -255,6 +261,13 @@ mod tests {
         let looser = config("[overrides]\nerrors = [\"unknown-issuer\"]\n");
         let eff = merge(&system, &looser, None, &[]);
         assert!(eff.user.ignored[0].contains("accept unknown-issuer"), "{:?}", eff.user.ignored);
+        // TLS 1.3 only where the policy allows only TLS 1.2 suites would
+        // leave no connection possible.
+        let tls12 =
+            super::super::parse("[tls]\ncipher_suites = [\"TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\"]\n");
+        let eff = merge(&tls12.unwrap(), &config("[tls]\nmin_version = \"1.3\"\n"), None, &[]);
+        assert_eq!(eff.min_tls, psm::proto::TLS_1_2);
+        assert!(eff.user.ignored[0].contains("all TLS 1.2"), "{:?}", eff.user.ignored);
     }
 
     #[test]
