@@ -60,11 +60,12 @@ enum Cmd {
     /// Server certificates the user accepted despite errors ("always").
     #[command(subcommand)]
     Override(OverrideCmd),
-    /// The system security policy (/etc/psm/policy.toml).
+    /// The system security policy (/etc/psm/policy.toml) and your own
+    /// config (~/.config/psm/config.toml).
     #[command(subcommand)]
     Policy(PolicyCmd),
-    /// Make psmd read the policy again (as SIGHUP does); a broken file is
-    /// refused and the old policy stays.
+    /// Make psmd read the policy and your config again (as SIGHUP does); a
+    /// broken file is refused and what was read before stays (exit 1).
     Reload,
     /// A shell completion script on standard output.
     Completion {
@@ -191,10 +192,18 @@ enum OverrideCmd {
 
 #[derive(Subcommand)]
 enum PolicyCmd {
-    /// The policy in force: its file, hash and every setting.
+    /// The policy in force: its file, hash, every setting, the locked ones,
+    /// and what became of your config.
     Show,
-    /// Check a policy file; every problem with its line (exit 1 if any).
-    Check { file: PathBuf },
+    /// Check a policy file, or with --user a user config; every problem
+    /// with its line (exit 1 if any).
+    Check {
+        /// FILE is a user config (config.toml), which may hold only the
+        /// settings users may set.
+        #[arg(long)]
+        user: bool,
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -332,9 +341,25 @@ fn run(cli: Cli) -> Outcome {
         Cmd::Policy(p) => policy(&cli, p),
         Cmd::Override(o) => overrides(&cli, o),
         Cmd::Reload => {
-            connect(&cli)?.policy_reload()?;
+            let c = connect(&cli)?;
+            c.policy_reload()?;
             println!("psmd read the policy again");
-            Ok(())
+            // A broken user config does not fail the reload (it never stops
+            // psmd); it is the user who runs this and must hear of it.
+            let user = &status_value(&c)?["policy"]["user_config"];
+            let path = user["path"].as_str().unwrap_or("your config");
+            let problems = user["problems"].as_array().cloned().unwrap_or_default();
+            for p in &problems {
+                eprintln!("psm: {path}: {}", p.as_str().unwrap_or("?"));
+            }
+            for note in user["ignored"].as_array().into_iter().flatten() {
+                eprintln!("psm: {path}: {}", note.as_str().unwrap_or("?"));
+            }
+            if problems.is_empty() {
+                Ok(())
+            } else {
+                Err(fail(format!("{path} is not used; what was read before stays")))
+            }
         }
     }
 }
@@ -832,21 +857,56 @@ fn policy(cli: &Cli, cmd: &PolicyCmd) -> Outcome {
                 Some(src) => println!("policy: {src} (sha256 {})", p["sha256"].as_str().unwrap_or("?")),
                 None => println!("policy: none (the defaults below)"),
             }
-            for section in ["tls", "overrides", "pkcs12", "token", "applications"] {
+            let user = &p["user_config"];
+            let path = user["path"].as_str().unwrap_or("(no home directory)");
+            match user["source"].as_str() {
+                Some(src) => {
+                    println!("your config: {src} (sha256 {})", user["sha256"].as_str().unwrap_or("?"))
+                }
+                None => println!("your config: none ({path})"),
+            }
+            let listed = |key: &str| -> Vec<String> {
+                user[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            };
+            let (applied, locked) = (listed("applied"), p["locked"]["settings"].clone());
+            for section in ["tls", "overrides", "pkcs12", "token", "applications", "audit"] {
                 if let Some(map) = p[section].as_object() {
                     for (k, v) in map {
                         let v = if v.is_null() { "(any)".to_string() } else { v.to_string() };
-                        println!("  {section}.{k} = {v}");
+                        let name = format!("{section}.{k}");
+                        let mark = if applied.contains(&name) {
+                            "  (yours)"
+                        } else if locked.as_array().is_some_and(|l| l.iter().any(|x| x == &name)) {
+                            "  (locked)"
+                        } else {
+                            ""
+                        };
+                        println!("  {name} = {v}{mark}");
                     }
+                }
+            }
+            for note in listed("ignored") {
+                println!("ignored: {note}");
+            }
+            let problems = listed("problems");
+            if !problems.is_empty() {
+                println!("your config is not used, what was read before stays:");
+                for problem in problems {
+                    println!("  {path}: {problem}");
                 }
             }
             Ok(())
         }
-        PolicyCmd::Check { file } => {
+        PolicyCmd::Check { user, file } => {
             let data = read_file(file)?;
             let text =
                 String::from_utf8(data).map_err(|_| fail(format!("{} is not UTF-8 text", file.display())))?;
-            let problems = c.policy_check(&text)?;
+            let problems = if *user { c.config_check(&text)? } else { c.policy_check(&text)? };
             if cli.json {
                 let list: Vec<serde_json::Value> =
                     problems.iter().map(|(l, m)| serde_json::json!({"line": l, "message": m})).collect();

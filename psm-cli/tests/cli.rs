@@ -42,6 +42,7 @@ impl Env {
             .args(args)
             .env("PSM_DAEMON", psmd_path())
             .env("PSM_PROFILE", self.dir.path().join("profile"))
+            .env("PSM_CONFIG", self.dir.path().join("config.toml"))
             .env_remove("SSL_CERT_FILE")
             .env("SSL_CERT_DIR", self.dir.path().join("anchors"));
         c
@@ -325,6 +326,27 @@ fn policy_files_are_checked_shown_and_reloaded() {
     assert!(shown.contains("policy: none") && shown.contains("pkcs12.export = true"), "{shown}");
     assert_eq!(e.json(&["policy", "show"])["tls"]["min_version"], "1.2");
     assert!(e.ok(&["reload"]).contains("read the policy again"));
+    // The user's config: checked with --user, read on reload, shown, and
+    // a broken one reported by reload (exit 1) while the last good one stays.
+    let config = e.dir.path().join("config.toml");
+    std::fs::write(&config, "[tls]\nmin_version = \"1.3\"\n[trust]\nanchors = []\n").unwrap();
+    let out = e.run(&["policy", "check", "--user", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("config.toml:4:") && text.contains("administrator's alone"), "{text}");
+    std::fs::write(&config, "[tls]\nmin_version = \"1.3\"\n").unwrap();
+    assert!(e.ok(&["policy", "check", "--user", config.to_str().unwrap()]).contains("good"));
+    e.ok(&["reload"]);
+    let shown = e.ok(&["policy", "show"]);
+    assert!(shown.contains(&format!("your config: {}", config.display())), "{shown}");
+    assert!(shown.contains("tls.min_version = \"1.3\"  (yours)"), "{shown}");
+    std::fs::write(&config, "[tls]\nmin_versoin = \"1.3\"\n").unwrap();
+    let out = e.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 2") && err.contains("did you mean \"min_version\""), "{err}");
+    let shown = e.ok(&["policy", "show"]);
+    assert!(shown.contains("is not used") && shown.contains("(yours)"), "{shown}");
     // Overrides: none stored; deleting one that is not there is an error.
     assert!(e.ok(&["override", "list"]).starts_with("SITE"));
     assert_eq!(e.json(&["override", "list"]), serde_json::json!([]));

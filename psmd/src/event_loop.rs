@@ -68,9 +68,9 @@ pub struct Config {
     pub workers: usize,
     pub store: crate::store::Store,
     pub token: crate::token::TokenState,
-    /// The system policy read at start, and where to read it again.
-    pub policy: crate::policy::Policy,
-    pub policy_path: std::path::PathBuf,
+    /// The system policy and the user's config read at start, and where to
+    /// read them again.
+    pub policy: crate::policy::Sources,
     /// Where the dialog server's private socket goes (the control socket's
     /// directory), and how long a question waits for the user.
     pub dialog_dir: Option<std::path::PathBuf>,
@@ -150,7 +150,7 @@ pub struct EventLoop {
     terminate: Arc<AtomicBool>,
     /// SIGHUP: read the policy again.
     reload: Arc<AtomicBool>,
-    policy_path: std::path::PathBuf,
+    policy: crate::policy::Sources,
     stats: Shared,
     ready: VecDeque<Token>,
     buf: Vec<u8>,
@@ -193,7 +193,12 @@ impl EventLoop {
         let tls =
             Arc::new(crate::tls::TlsContext::new(store.clone(), token.clone(), prompts, mailbox.clone()));
         tls.audit.configure(Some(&profile_dir), false);
-        tls.set_policy(config.policy);
+        let policy = config.policy.effective();
+        if let Some(src) = &policy.source {
+            tracing::info!(policy = %src.display(), "policy in force");
+        }
+        policy.user.log();
+        tls.set_policy(policy);
 
         let Signals { pipe: mut signals, terminate, reload } = signals;
         poll.registry()
@@ -210,7 +215,7 @@ impl EventLoop {
             signals,
             terminate,
             reload,
-            policy_path: config.policy_path,
+            policy: config.policy,
             stats: Shared {
                 started: Instant::now(),
                 sessions: 0,
@@ -654,40 +659,26 @@ impl EventLoop {
         self.send_reply(t, to.request_id, result, None);
     }
 
-    /// Reads the policy file again. A file that cannot be read or is wrong
-    /// keeps the policy in force (and says why); a changed policy is
-    /// announced to every application.
+    /// Reads the policy file and the user's config again. A file that
+    /// cannot be read or is wrong keeps what was read before (and says
+    /// why: the policy's error is returned, the config's is logged and in
+    /// Status); a changed policy is announced to every application.
     fn reload_policy(&mut self) -> Result<(), Error> {
-        let loaded = crate::policy::load(&self.policy_path).and_then(|p| {
-            if p.source.is_none() && self.stats.tls.policy().source.is_some() {
-                // Removing a policy is not something a reload should do
-                // quietly: it could as well be a file system gone wrong.
-                return Err(Error::new(
-                    Code::PSM_ERR_POLICY,
-                    format!(
-                        "the policy file {} has disappeared; the policy read before stays in force until psmd restarts",
-                        self.policy_path.display()
-                    ),
-                ));
-            }
-            Ok(p)
-        });
-        match loaded {
-            Ok(p) => {
-                let source = p.source.clone();
-                if self.stats.tls.set_policy(p) {
-                    tracing::info!(policy = ?source, "policy reloaded and changed");
-                    self.broadcast(&Event::PolicyChanged);
-                } else {
-                    tracing::info!(policy = ?source, "policy reloaded, unchanged");
-                }
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!("policy not reloaded, the old one stays: {}", e.message);
-                Err(e)
-            }
+        let result = self.policy.reload();
+        if let Err(e) = &result {
+            tracing::error!("policy not reloaded, the old one stays: {}", e.message);
         }
+        let p = self.policy.effective();
+        let source = p.source.clone();
+        let user = p.user.clone();
+        if self.stats.tls.set_policy(p) {
+            tracing::info!(policy = ?source, "policy reloaded and changed");
+            user.log();
+            self.broadcast(&Event::PolicyChanged);
+        } else {
+            tracing::info!(policy = ?source, "policy reloaded, unchanged");
+        }
+        result
     }
 
     fn broadcast(&mut self, event: &Event) {

@@ -88,11 +88,9 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
     process::harden()?;
     // A policy that exists but cannot be read or is wrong stops psmd: it
     // never runs with less than the administrator set (fail closed).
-    let policy_path = policy::path();
-    let policy = policy::load(&policy_path).map_err(|e| DaemonError::Policy(e.message))?;
-    if let Some(src) = &policy.source {
-        tracing::info!(policy = %src.display(), "policy in force");
-    }
+    // The user's own config, on the other hand, never stops psmd.
+    let policy = policy::Sources::load(policy::path(), policy::user::path())
+        .map_err(|e| DaemonError::Policy(e.message))?;
     let signals = event_loop::Signals::install()?;
     let activated = match opts.activated {
         Some(1) => Some(listener::adopt(process::LISTEN_FD)?),
@@ -138,7 +136,6 @@ pub fn run(opts: Options) -> Result<(), DaemonError> {
         store,
         token,
         policy,
-        policy_path,
         dialog_dir: socket.parent().map(std::path::Path::to_path_buf),
         prompt_timeout: std::time::Duration::from_secs(opts.prompt_timeout),
     };

@@ -8,25 +8,47 @@
 //! starting (fail closed); on reload (SIGHUP, `psm reload`) it is logged
 //! and the old policy stays.
 //!
-//! Settings (every one enforced, each with a test in psmd/tests/policy.rs):
+//! The user may tighten some settings in his own `config.toml` (see
+//! [`user`]): the effective value of a setting is the policy's when the
+//! policy locks it, else the user's when he sets it and it is at least as
+//! strict as the policy's, else the policy's (or the default). A broken user
+//! config never stops psmd. The policy locks settings by name:
 //!
-//! | setting | default | effect |
-//! |---|---|---|
-//! | `tls.min_version` = "1.2" / "1.3" | "1.2" | TLS channels refuse older servers |
-//! | `tls.cipher_suites` | all of rustls's | the suites TLS channels offer and accept (rustls names) |
-//! | `tls.groups` | all of rustls's | the key exchange groups, in order of preference |
-//! | `trust.anchors` | none | PEM files or directories of CA certificates always trusted (every usage) |
-//! | `trust.distrusted` | none | SHA-256 fingerprints (hex) of certificates never trusted |
-//! | `overrides.allowed` | true | whether users may accept certificate errors (once or always) |
-//! | `overrides.errors` | all four | which: "unknown-issuer", "expired", "not-yet-valid", "name-mismatch" |
-//! | `pkcs12.export` | true | whether private keys may be exported |
-//! | `token.password_required` | false | the token password cannot be removed |
-//! | `token.min_password_length` | 0 | shortest new token password |
-//! | `token.idle_timeout_secs` | 1800 | a session's login ends after this long unused |
-//! | `token.app_password_prompts` | true | whether applications may answer the token-password prompt themselves |
-//! | `applications.allowed` | all | executables (absolute paths) allowed to connect |
-//! | `audit.enabled` | false | a line per private-key use and trust decision in `audit.log` |
+//! ```toml
+//! [locked]
+//! settings = ["tls.min_version", "token.idle_timeout_secs"]
+//! ```
+//!
+//! Only settings a user may set can be locked (the others are the policy's
+//! alone already). No request lets an application change a setting; what
+//! an application asks for (a TLS version for one connection) is raised to
+//! the effective value.
+//!
+//! Settings (every one enforced, each with a test in psmd/tests/policy.rs;
+//! "user": the user's config may set it, only in the direction given, and
+//! the policy may lock it):
+//!
+//! | setting | default | user | effect |
+//! |---|---|---|---|
+//! | `tls.min_version` = "1.2" / "1.3" | "1.2" | raise | TLS channels refuse older servers |
+//! | `tls.cipher_suites` | all of rustls's | no | the suites TLS channels offer and accept (rustls names) |
+//! | `tls.groups` | all of rustls's | no | the key exchange groups, in order of preference |
+//! | `trust.anchors` | none | no | PEM files or directories of CA certificates always trusted (every usage) |
+//! | `trust.distrusted` | none | no | certificates never trusted: SHA-256 fingerprints (hex), or `{ issuer = "C=US, CN=Evil CA", serial = "0a:1b" }` (name syntax: `pki/dn.rs`) |
+//! | `overrides.allowed` | true | turn off | whether users may accept certificate errors (once or always) |
+//! | `overrides.errors` | all four | fewer | which: "unknown-issuer", "expired", "not-yet-valid", "name-mismatch" |
+//! | `pkcs12.export` | true | turn off | whether private keys may be exported |
+//! | `token.password_required` | false | turn on | the token password cannot be removed |
+//! | `token.min_password_length` | 0 | raise | shortest new token password |
+//! | `token.idle_timeout_secs` | 1800 | lower | a session's login ends after this long unused |
+//! | `token.app_password_prompts` | true | turn off | whether applications may answer the token-password prompt themselves |
+//! | `applications.allowed` | all | no | executables (absolute paths) allowed to connect |
+//! | `audit.enabled` | false | turn on | a line per private-key use and trust decision in `audit.log` |
+//! | `locked.settings` | none | no | the user settings the user's config cannot change |
 
+pub mod user;
+
+use crate::pki::dn::IssuerSerial;
 use crate::pki::verify::Status;
 use psm::{Code, Error};
 use sha2::Digest;
@@ -61,9 +83,15 @@ pub struct Policy {
     pub anchor_paths: Vec<PathBuf>,
     /// SHA-256 of certificates the policy distrusts.
     pub distrusted: Vec<[u8; 32]>,
+    /// Certificates the policy distrusts by issuer and serial number.
+    pub distrusted_issuer_serial: Vec<IssuerSerial>,
     pub idle_timeout_secs: u64,
     pub app_password_prompts: bool,
     pub audit: bool,
+    /// Settings the policy locks (`locked.settings`): users cannot change them.
+    pub locked: Vec<String>,
+    /// What became of the user's config (only in the effective policy).
+    pub user: user::Report,
 }
 
 pub const fn status_bit(s: Status) -> u32 {
@@ -94,9 +122,12 @@ impl Default for Policy {
             anchors: Vec::new(),
             anchor_paths: Vec::new(),
             distrusted: Vec::new(),
+            distrusted_issuer_serial: Vec::new(),
             idle_timeout_secs: 30 * 60,
             app_password_prompts: true,
             audit: false,
+            locked: Vec::new(),
+            user: user::Report::default(),
         }
     }
 }
@@ -126,10 +157,19 @@ impl Policy {
             "trust": {
                 "anchors": self.anchor_paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
                 "anchor_certificates": self.anchors.len(),
-                "distrusted": self.distrusted.iter().map(hex::encode).collect::<Vec<_>>(),
+                "distrusted": self
+                    .distrusted
+                    .iter()
+                    .map(|fp| serde_json::json!(hex::encode(fp)))
+                    .chain(self.distrusted_issuer_serial.iter().map(|e| {
+                        serde_json::json!({ "issuer": e.issuer_text, "serial": e.serial_hex() })
+                    }))
+                    .collect::<Vec<_>>(),
             },
             "audit": { "enabled": self.audit },
             "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
+            "locked": { "settings": self.locked },
+            "user_config": self.user.to_json(),
         })
     }
 
@@ -182,7 +222,7 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Edit distance, for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
+pub(crate) fn distance(a: &str, b: &str) -> usize {
     let b: Vec<char> = b.chars().collect();
     let mut prev: Vec<usize> = (0..=b.len()).collect();
     for (i, ca) in a.chars().enumerate() {
@@ -203,10 +243,54 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
     }
 }
 
-const SECTIONS: [&str; 7] = ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit"];
+/// Every setting, and whether a user's config.toml may set it (within the
+/// policy's bounds, unless the policy locks it: see [`user`]).
+const SETTINGS: [(&str, bool); 15] = [
+    ("tls.min_version", true),
+    ("tls.cipher_suites", false),
+    ("tls.groups", false),
+    ("trust.anchors", false),
+    ("trust.distrusted", false),
+    ("overrides.allowed", true),
+    ("overrides.errors", true),
+    ("pkcs12.export", true),
+    ("token.password_required", true),
+    ("token.min_password_length", true),
+    ("token.idle_timeout_secs", true),
+    ("token.app_password_prompts", true),
+    ("applications.allowed", false),
+    ("audit.enabled", true),
+    ("locked.settings", false),
+];
+
+const SECTIONS: [&str; 8] =
+    ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit", "locked"];
+
+/// The settings a user may set (and the policy may lock).
+fn user_settings() -> impl Iterator<Item = &'static str> {
+    SETTINGS.iter().filter(|(_, user)| *user).map(|(name, _)| *name)
+}
+
+/// Which file is being read: the administrator's policy, or a user's
+/// config, which may only hold the settings users may set.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Policy,
+    User,
+}
 
 /// Parses a policy, reporting every problem with its line.
 pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
+    parse_as(text, Kind::Policy).map(|(p, _)| p)
+}
+
+/// Parses a user's config: the settings it holds (over the defaults) and
+/// their names, or every problem with its line.
+pub fn parse_user(text: &str) -> Result<(Policy, Vec<&'static str>), Vec<Problem>> {
+    parse_as(text, Kind::User)
+}
+
+fn parse_as(text: &str, kind: Kind) -> Result<(Policy, Vec<&'static str>), Vec<Problem>> {
     use toml::de::{DeTable, DeValue};
     let (root, errors) = DeTable::parse_recoverable(text);
     let mut problems: Vec<Problem> = errors
@@ -217,7 +301,7 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
         })
         .collect();
     let mut p = Policy::default();
-    let mut errors_set = false;
+    let mut set: Vec<&'static str> = Vec::new();
     for (section, value) in root.get_ref() {
         let line = line_of(text, section.span().start);
         let name = section.get_ref().as_ref();
@@ -229,30 +313,31 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             }
             continue;
         };
-        let keys: &[&str] = match name {
-            "tls" => &["min_version", "cipher_suites", "groups"],
-            "overrides" => &["allowed", "errors"],
-            "pkcs12" => &["export"],
-            "token" => {
-                &["password_required", "min_password_length", "idle_timeout_secs", "app_password_prompts"]
-            }
-            "trust" => &["anchors", "distrusted"],
-            "applications" => &["allowed"],
-            "audit" => &["enabled"],
-            _ => {
-                problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
-                continue;
-            }
-        };
+        if !SECTIONS.contains(&name) {
+            problems.push(Problem { line, message: unknown("section", name, &SECTIONS) });
+            continue;
+        }
+        let keys: Vec<&str> = SETTINGS
+            .iter()
+            .filter_map(|(n, _)| n.strip_prefix(name).and_then(|k| k.strip_prefix('.')))
+            .collect();
         for (key, v) in table {
             let k = key.get_ref().as_ref();
             let line = line_of(text, key.span().start);
             let mut bad = |m: String| problems.push(Problem { line, message: m });
             let full = format!("{name}.{k}");
-            if !keys.contains(&k) {
-                bad(unknown(&format!("setting in [{name}]"), k, keys));
+            let Some(&(setting, user_may)) = SETTINGS.iter().find(|(n, _)| *n == full) else {
+                bad(unknown(&format!("setting in [{name}]"), k, &keys));
+                continue;
+            };
+            if kind == Kind::User && !user_may {
+                bad(format!(
+                    "{full} is the administrator's alone (in the system policy, {DEFAULT_PATH}); \
+                     a user's config cannot set it"
+                ));
                 continue;
             }
+            set.push(setting);
             let v: &DeValue = v.get_ref();
             let want_bool = |bad: &mut dyn FnMut(String)| {
                 v.as_bool().or_else(|| {
@@ -305,8 +390,31 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                         p.overrides_allowed = b;
                     }
                 }
+                "locked.settings" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!("{full} must be a list of settings, e.g. [\"tls.min_version\"]"));
+                        continue;
+                    };
+                    let names: Vec<&str> = user_settings().collect();
+                    for item in arr.iter() {
+                        let line = line_of(text, item.span().start);
+                        let message = match item.get_ref().as_str() {
+                            Some(s) if names.contains(&s) => {
+                                if !p.locked.iter().any(|l| l == s) {
+                                    p.locked.push(s.to_string());
+                                }
+                                continue;
+                            }
+                            Some(s) if SETTINGS.iter().any(|(n, _)| *n == s) => format!(
+                                "{full}: {s} is the policy's alone (users cannot set it), so it needs no lock"
+                            ),
+                            Some(s) => format!("{full}: {}", unknown("setting users may set", s, &names)),
+                            None => format!("{full} lists setting names, like \"tls.min_version\""),
+                        };
+                        problems.push(Problem { line, message });
+                    }
+                }
                 "overrides.errors" => {
-                    errors_set = true;
                     let Some(arr) = v.as_array() else {
                         bad(format!("{full} must be a list, e.g. [\"expired\"]"));
                         continue;
@@ -372,21 +480,18 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
                 }
                 "trust.distrusted" => {
                     let Some(arr) = v.as_array() else {
-                        bad(format!("{full} must be a list of SHA-256 fingerprints (64 hex digits)"));
+                        bad(format!(
+                            "{full} must be a list of SHA-256 fingerprints (64 hex digits) \
+                             or {{ issuer = \"...\", serial = \"...\" }} tables"
+                        ));
                         continue;
                     };
                     for item in arr.iter() {
-                        let fp = item.get_ref().as_str().map(|s| s.replace(':', "").to_ascii_lowercase());
-                        match fp
-                            .as_deref()
-                            .and_then(|h| hex::decode(h).ok())
-                            .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                        {
-                            Some(f) => p.distrusted.push(f),
-                            None => bad(format!(
-                                "{full}: {item:?} is not a SHA-256 fingerprint (64 hex digits)",
-                                item = item.get_ref().as_str().unwrap_or("?")
-                            )),
+                        let line = line_of(text, item.span().start);
+                        match distrusted_entry(item.get_ref()) {
+                            Ok(Distrusted::Sha256(f)) => p.distrusted.push(f),
+                            Ok(Distrusted::IssuerSerial(e)) => p.distrusted_issuer_serial.push(e),
+                            Err(m) => problems.push(Problem { line, message: format!("{full}: {m}") }),
                         }
                     }
                 }
@@ -408,7 +513,7 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
             }
         }
     }
-    if !p.overrides_allowed && errors_set && p.overridable != 0 {
+    if !p.overrides_allowed && set.contains(&"overrides.errors") && p.overridable != 0 {
         let line = text.lines().position(|l| l.trim_start().starts_with("errors")).map_or(1, |i| i + 1);
         problems.push(Problem {
             line,
@@ -440,10 +545,48 @@ pub fn parse(text: &str) -> Result<Policy, Vec<Problem>> {
     }
     if problems.is_empty() {
         p.sha256 = Some(hex::encode(sha2::Sha256::digest(text.as_bytes())));
-        Ok(p)
+        Ok((p, set))
     } else {
         problems.sort_by_key(|p| p.line);
         Err(problems)
+    }
+}
+
+enum Distrusted {
+    Sha256([u8; 32]),
+    IssuerSerial(IssuerSerial),
+}
+
+/// One `trust.distrusted` entry: a SHA-256 fingerprint as a string, or a
+/// table naming the issuer and the serial number.
+fn distrusted_entry(item: &toml::de::DeValue<'_>) -> Result<Distrusted, String> {
+    if let Some(s) = item.as_str() {
+        let h = s.replace(':', "").to_ascii_lowercase();
+        return hex::decode(&h)
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .map(Distrusted::Sha256)
+            .ok_or_else(|| format!("{s:?} is not a SHA-256 fingerprint (64 hex digits)"));
+    }
+    let Some(table) = item.as_table() else {
+        return Err(format!(
+            "an entry is a SHA-256 fingerprint (a string) or {{ issuer = \"...\", serial = \"...\" }}, not {}",
+            item.type_str()
+        ));
+    };
+    let (mut issuer, mut serial) = (None, None);
+    for (key, value) in table {
+        let k = key.get_ref().as_ref();
+        let slot = match k {
+            "issuer" => &mut issuer,
+            "serial" => &mut serial,
+            _ => return Err(unknown("key in a distrusted entry", k, &["issuer", "serial"])),
+        };
+        *slot = Some(value.get_ref().as_str().ok_or_else(|| format!("{k} must be a string"))?);
+    }
+    match (issuer, serial) {
+        (Some(i), Some(s)) => IssuerSerial::parse(i, s).map(Distrusted::IssuerSerial),
+        _ => Err("an entry by issuer needs both issuer = \"...\" and serial = \"...\"".into()),
     }
 }
 
@@ -509,15 +652,75 @@ pub fn load(path: &Path) -> Result<Policy, Error> {
     })?;
     p.source = Some(path.to_path_buf());
     p.anchors = load_anchors(path, &p.anchor_paths)?;
-    if !p.distrusted.is_empty()
-        && p.anchors.iter().any(|a| p.distrusted.contains(&crate::pki::verify::fingerprint(a)))
-    {
+    if p.anchors.iter().any(|a| {
+        p.distrusted.contains(&crate::pki::verify::fingerprint(a))
+            || p.distrusted_issuer_serial.iter().any(|e| e.matches_der(a))
+    }) {
         return Err(policy_error(
             path,
             "both trusts and distrusts the same certificate (trust.anchors, trust.distrusted)".into(),
         ));
     }
     Ok(p)
+}
+
+/// The two files the policy in force is made of, as last read well, and
+/// what is wrong with the user's config since.
+pub struct Sources {
+    policy_path: PathBuf,
+    config_path: Option<PathBuf>,
+    system: Policy,
+    user: user::UserConfig,
+    user_problems: Vec<String>,
+}
+
+impl Sources {
+    /// Reads both at start. Only the system policy can fail (psmd must not
+    /// start); a broken user config is reported and the defaults used.
+    pub fn load(policy_path: PathBuf, config_path: Option<PathBuf>) -> Result<Sources, Error> {
+        let system = load(&policy_path)?;
+        let mut s =
+            Sources { policy_path, config_path, system, user: Default::default(), user_problems: Vec::new() };
+        s.read_user();
+        Ok(s)
+    }
+
+    /// Reads both again; a file that cannot be used leaves what was read
+    /// before in force. The error is the system policy's (the user
+    /// config's problems are in [`Self::effective`]'s report).
+    pub fn reload(&mut self) -> Result<(), Error> {
+        self.read_user();
+        let p = load(&self.policy_path)?;
+        if p.source.is_none() && self.system.source.is_some() {
+            // Removing a policy is not something a reload should do
+            // quietly: it could as well be a file system gone wrong.
+            return Err(Error::new(
+                Code::PSM_ERR_POLICY,
+                format!(
+                    "the policy file {} has disappeared; the policy read before stays in force until psmd restarts",
+                    self.policy_path.display()
+                ),
+            ));
+        }
+        self.system = p;
+        Ok(())
+    }
+
+    fn read_user(&mut self) {
+        let Some(path) = &self.config_path else { return };
+        match user::load(path) {
+            Ok(config) => {
+                self.user = config;
+                self.user_problems.clear();
+            }
+            Err(problems) => self.user_problems = problems,
+        }
+    }
+
+    /// The policy in force: the system's, tightened by the user's config.
+    pub fn effective(&self) -> Policy {
+        user::merge(&self.system, &self.user, self.config_path.as_deref(), &self.user_problems)
+    }
 }
 
 /// The CA certificates of `trust.anchors`: PEM files, or directories of

@@ -117,6 +117,12 @@ impl Session {
     }
 }
 
+/// The reply to a policy or config check: every problem with its line.
+fn problems(found: Option<Vec<crate::policy::Problem>>) -> Outcome {
+    let found = found.unwrap_or_default();
+    Outcome::Reply(Ok(Reply::Problems(found.into_iter().map(|p| (p.line as u32, p.message)).collect())))
+}
+
 /// TLS options raised to what the policy requires (`tls.min_version`).
 fn policy_opts(stats: &Shared, mut opts: psm::proto::SslOpts) -> psm::proto::SslOpts {
     let min = stats.tls.policy().min_tls;
@@ -272,12 +278,8 @@ impl Session {
             Request::PolicyReload => Outcome::PolicyReload,
             Request::OverrideList => ops::cert::override_list(stats),
             Request::OverrideDelete { host, port } => ops::cert::override_delete(stats, host, port),
-            Request::PolicyCheck { text } => {
-                let problems = crate::policy::parse(&text).err().unwrap_or_default();
-                Outcome::Reply(Ok(Reply::Problems(
-                    problems.into_iter().map(|p| (p.line as u32, p.message)).collect(),
-                )))
-            }
+            Request::PolicyCheck { text } => problems(crate::policy::parse(&text).err()),
+            Request::ConfigCheck { text } => problems(crate::policy::parse_user(&text).err()),
             Request::SslStepUp { channel } => Outcome::StepUp(channel),
             Request::SslInfo { channel } => Outcome::SslInfo(channel),
             Request::SslPeerCerts { channel } => Outcome::SslPeerCerts(channel),

@@ -44,6 +44,7 @@ fn psmd(rt: &RuntimeDir, policy: &Path) -> Command {
     let mut cmd = Command::new(PSMD);
     cmd.env("PSM_PROFILE", rt.profile())
         .env("PSM_POLICY", policy)
+        .env("PSM_CONFIG", rt.user_config())
         .env_remove("SSL_CERT_FILE")
         .env("SSL_CERT_DIR", rt.no_anchors())
         .arg("--socket")
@@ -61,7 +62,15 @@ struct Daemon {
 
 impl Daemon {
     fn start(policy: &PolicyFile) -> Daemon {
+        Daemon::start_with_config(policy, None)
+    }
+
+    /// psmd under `policy`, with the user's config.toml holding `config`.
+    fn start_with_config(policy: &PolicyFile, config: Option<&str>) -> Daemon {
         let rt = RuntimeDir::new();
+        if let Some(text) = config {
+            std::fs::write(rt.user_config(), text).unwrap();
+        }
         let child = Reaped(psmd(&rt, &policy.path).stderr(Stdio::inherit()).spawn().unwrap());
         let d = Daemon { rt, child };
         wait_until("psmd accepts connections", || {
@@ -82,10 +91,63 @@ impl Daemon {
         self.connect().unwrap()
     }
 
+    /// Writes the user's config.toml, as the user's editor would.
+    fn write_config(&self, text: &str) {
+        let tmp = self.rt.user_config().with_extension("tmp");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.rt.user_config()).unwrap();
+    }
+
+    fn status(&self) -> serde_json::Value {
+        serde_json::from_str(&self.client().status_json().unwrap()).unwrap()
+    }
+
     fn sighup(&self) {
         let pid = nix::unistd::Pid::from_raw(self.child.0.id() as i32);
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP).unwrap();
     }
+}
+
+/// psmd under a policy (and a user config), trusting a test PKI's root,
+/// with a server that speaks only TLS 1.2 (`old`) and one that speaks 1.3.
+struct TlsSetup {
+    policy: PolicyFile,
+    d: Daemon,
+    c: Client,
+    pki: Pki,
+    old: TlsServer,
+    modern: TlsServer,
+}
+
+impl TlsSetup {
+    fn start(policy: &str, config: Option<&str>) -> TlsSetup {
+        let policy = PolicyFile::new(policy);
+        let d = Daemon::start_with_config(&policy, config);
+        let c = d.client();
+        let pki = Pki::new();
+        c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+        let mut setup = ServerSetup::new(&pki.good, Mode::Echo);
+        setup.tls12_only = true;
+        let old = TlsServer::start(setup);
+        let modern = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+        TlsSetup { policy, d, c, pki, old, modern }
+    }
+
+    /// Connects to the TLS 1.2 server (true) or the 1.3 one.
+    fn connect(&self, tls12: bool, opts: &SslOpts) -> psm::Result<()> {
+        let port = if tls12 { self.old.port() } else { self.modern.port() };
+        self.c.ssl_connect("localhost", port, opts).map(|_| ())
+    }
+}
+
+/// Waits for the `PolicyChanged` event every application gets on a change.
+fn assert_policy_changed(watcher: &Client) {
+    while let Some(ev) = watcher.next_event(Some(std::time::Duration::from_secs(5))).unwrap() {
+        if ev == Event::PolicyChanged {
+            return;
+        }
+    }
+    panic!("no PolicyChanged event");
 }
 
 /// Runs psmd under `text` and returns its exit code and stderr (it must not start).
@@ -119,21 +181,14 @@ fn psmd_never_runs_with_a_policy_it_cannot_trust_or_read() {
 
 #[test]
 fn minimum_tls_version_and_certificate_overrides_are_enforced() {
-    let policy = PolicyFile::new("[tls]\nmin_version = \"1.3\"\n[overrides]\nallowed = false\n");
-    let d = Daemon::start(&policy);
-    let c = d.client();
-    let pki = Pki::new();
-    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    let t = TlsSetup::start("[tls]\nmin_version = \"1.3\"\n[overrides]\nallowed = false\n", None);
+    let (policy, c, pki) = (&t.policy, &t.c, &t.pki);
 
     // A TLS 1.2 server is refused, even when the application asks for 1.2.
-    let mut setup = ServerSetup::new(&pki.good, Mode::Echo);
-    setup.tls12_only = true;
-    let old = TlsServer::start(setup);
     let opts = SslOpts { min_version: psm::proto::TLS_1_2, ..SslOpts::default() };
-    let e = c.ssl_connect("localhost", old.port(), &opts).unwrap_err();
+    let e = t.connect(true, &opts).unwrap_err();
     assert!(matches!(e.code, Code::PSM_ERR_TLS_HANDSHAKE | Code::PSM_ERR_TLS_ALERT), "{e}");
-    let modern = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
-    c.ssl_connect("localhost", modern.port(), &opts).unwrap();
+    t.connect(false, &opts).unwrap();
 
     // An unknown issuer is not even offered to the user.
     let asked = Arc::new(AtomicUsize::new(0));
@@ -217,14 +272,7 @@ fn reloads_announce_changes_and_keep_the_old_policy_when_the_new_one_is_broken()
     policy.write("[pkcs12]\nexport = false\n");
     d.sighup();
     wait_until("the new policy is in force", || c.pkcs12_export(&sha, Some("x")).is_err());
-    let mut saw = false;
-    while let Some(ev) = watcher.next_event(Some(std::time::Duration::from_secs(5))).unwrap() {
-        if ev == Event::PolicyChanged {
-            saw = true;
-            break;
-        }
-    }
-    assert!(saw, "no PolicyChanged event");
+    assert_policy_changed(&watcher);
     let s: serde_json::Value = serde_json::from_str(&c.status_json().unwrap()).unwrap();
     assert_eq!(s["policy"]["source"], policy.path.display().to_string());
     // Status counts every kind of operation, succeeded and failed.
@@ -422,4 +470,225 @@ fn cipher_suites_and_key_exchange_groups_are_limited_to_the_policy() {
         )
         .unwrap();
     assert!(p.iter().any(|(_, m)| m.contains("only TLS 1.2 suites")), "{p:?}");
+}
+
+/// The issuer and serial number of `der` as `psm cert show` prints them.
+fn issuer_and_serial(der: &[u8]) -> (String, String) {
+    use x509_parser::prelude::{FromDer, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(der).unwrap();
+    (cert.issuer().to_string(), hex::encode(cert.raw_serial()))
+}
+
+#[test]
+fn certificates_distrusted_by_issuer_and_serial_are_refused_as_by_fingerprint() {
+    let pki = Pki::new();
+    let policy = PolicyFile::new("");
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    let server = TlsServer::start(ServerSetup::new(&pki.good, Mode::Echo));
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+
+    // The leaf, by fingerprint and then by issuer and serial: the same refusal.
+    policy.write(&format!("[trust]\ndistrusted = [\"{}\"]\n", pki.good.sha256_hex()));
+    c.policy_reload().unwrap();
+    let by_sha = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(by_sha.code, Code::PSM_ERR_CERT_DISTRUSTED, "{by_sha}");
+    let (issuer, serial) = issuer_and_serial(&pki.good.der);
+    policy.write(&format!(
+        "[trust]\ndistrusted = [\n  {{ issuer = \"{issuer}\", serial = \"{serial}\" }},\n]\n"
+    ));
+    c.policy_reload().unwrap();
+    let by_name = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(by_name.code, by_sha.code, "{by_name}");
+    assert_eq!(by_name.message, by_sha.message);
+    let s: serde_json::Value = serde_json::from_str(&c.status_json().unwrap()).unwrap();
+    assert_eq!(s["policy"]["trust"]["distrusted"][0]["issuer"], issuer.as_str(), "{s:#}");
+
+    // The intermediate, its issuer written the RFC 4514 way (most specific
+    // RDN first, no spaces) and its serial with colons and in upper case.
+    let (issuer, serial) = issuer_and_serial(&pki.intermediate.cert.der);
+    let rfc4514: Vec<&str> = issuer.split(", ").collect::<Vec<_>>().into_iter().rev().collect();
+    let colons: Vec<String> =
+        serial.as_bytes().chunks(2).map(|c| String::from_utf8_lossy(c).to_uppercase()).collect();
+    policy.write(&format!(
+        "[trust]\ndistrusted = [{{ issuer = \"{}\", serial = \"{}\" }}]\n",
+        rfc4514.join(","),
+        colons.join(":")
+    ));
+    c.policy_reload().unwrap();
+    let e = c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_CERT_DISTRUSTED, "{e}");
+    assert!(e.message.contains("distrusted"), "{e}");
+    // Another serial from the same issuer is not distrusted.
+    policy.write(&format!("[trust]\ndistrusted = [{{ issuer = \"{issuer}\", serial = \"7fffffff\" }}]\n"));
+    c.policy_reload().unwrap();
+    c.ssl_connect("localhost", server.port(), &SslOpts::default()).unwrap();
+
+    // Bad entries are explained on their own lines.
+    let p = c
+        .policy_check(
+            "[trust]\ndistrusted = [\n  { issuer = \"CN=Evil CA, Inc.\", serial = \"01\" },\n  \
+             { issuer = \"CN=Evil CA\", serail = \"01\" },\n  { issuer = \"CN=Evil CA\" },\n  \
+             { issuer = \"CM=Evil CA\", serial = \"01\" },\n  { issuer = \"CN=Evil CA\", serial = \"zz\" },\n]\n",
+        )
+        .unwrap();
+    assert_eq!(p.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [3, 4, 5, 6, 7], "{p:?}");
+    assert!(p[0].1.contains("\\,"), "{p:?}");
+    assert!(p[1].1.contains("did you mean \"serial\""), "{p:?}");
+    assert!(p[2].1.contains("both issuer"), "{p:?}");
+    assert!(p[3].1.contains("did you mean \"CN\""), "{p:?}");
+    assert!(p[4].1.contains("hex"), "{p:?}");
+    // An anchor the policy also distrusts by issuer and serial is a contradiction.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root_pem = dir.path().join("corp-root.pem");
+    std::fs::write(&root_pem, pki.root.cert.pem()).unwrap();
+    std::fs::set_permissions(&root_pem, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let (issuer, serial) = issuer_and_serial(&pki.root.cert.der);
+    let (code, err) = refused(
+        &format!(
+            "[trust]\nanchors = [\"{}\"]\ndistrusted = [{{ issuer = \"{issuer}\", serial = \"{serial}\" }}]\n",
+            root_pem.display()
+        ),
+        0o644,
+    );
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("both trusts and distrusts"), "{err}");
+}
+
+#[test]
+fn a_user_config_may_tighten_the_policy_and_no_application_can_loosen_it() {
+    let t = TlsSetup::start(
+        "[token]\nidle_timeout_secs = 900\n",
+        Some("[tls]\nmin_version = \"1.3\"\n[token]\nidle_timeout_secs = 60\n"),
+    );
+    // The application asks for TLS 1.2; the user's minimum wins.
+    let opts = SslOpts { min_version: psm::proto::TLS_1_2, ..SslOpts::default() };
+    let e = t.connect(true, &opts).unwrap_err();
+    assert!(matches!(e.code, Code::PSM_ERR_TLS_HANDSHAKE | Code::PSM_ERR_TLS_ALERT), "{e}");
+    t.connect(false, &opts).unwrap();
+
+    let s = t.d.status();
+    let user = &s["policy"]["user_config"];
+    assert_eq!(user["source"], t.d.rt.user_config().display().to_string(), "{s:#}");
+    assert_eq!(user["applied"], serde_json::json!(["tls.min_version", "token.idle_timeout_secs"]), "{s:#}");
+    assert_eq!(s["policy"]["tls"]["min_version"], "1.3");
+    assert_eq!(s["policy"]["token"]["idle_timeout_secs"], 60);
+
+    // A value looser than the policy's is ignored, and says so.
+    t.d.write_config("[token]\nidle_timeout_secs = 3600\n");
+    t.c.policy_reload().unwrap();
+    t.connect(true, &opts).unwrap();
+    let s = t.d.status();
+    assert_eq!(s["policy"]["token"]["idle_timeout_secs"], 900, "{s:#}");
+    let ignored = s["policy"]["user_config"]["ignored"].to_string();
+    assert!(
+        ignored.contains("token.idle_timeout_secs = 3600 is ignored") && ignored.contains("900"),
+        "{ignored}"
+    );
+}
+
+#[test]
+fn a_setting_the_policy_locks_ignores_the_users_value_and_reports_it() {
+    let t = TlsSetup::start(
+        "[tls]\nmin_version = \"1.2\"\n[locked]\nsettings = [\"tls.min_version\"]\n",
+        Some("[tls]\nmin_version = \"1.3\"\n[pkcs12]\nexport = false\n"),
+    );
+    t.connect(true, &SslOpts::default()).unwrap();
+    // The settings not locked are the user's.
+    let certs = t.c.pkcs12_import(&t.pki.good.pkcs12(Some("mine"), "pw"), Some("pw")).unwrap();
+    assert_eq!(t.c.pkcs12_export(&certs[0].sha256_hex, Some("x")).unwrap_err().code, Code::PSM_ERR_POLICY);
+
+    let s = t.d.status();
+    let p = &s["policy"];
+    assert_eq!(p["tls"]["min_version"], "1.2", "{s:#}");
+    assert_eq!(p["locked"]["settings"], serde_json::json!(["tls.min_version"]));
+    assert_eq!(p["user_config"]["applied"], serde_json::json!(["pkcs12.export"]), "{s:#}");
+    let ignored = p["user_config"]["ignored"].as_array().unwrap();
+    assert_eq!(ignored.len(), 1, "{s:#}");
+    let note = ignored[0].as_str().unwrap();
+    assert!(note.contains("tls.min_version = \"1.3\" is ignored") && note.contains("locks it"), "{note}");
+
+    // A lock names a setting users may set; anything else is explained.
+    let p =
+        t.c.policy_check("[locked]\nsettings = [\n  \"tls.min_versoin\",\n  \"trust.anchors\",\n]\n")
+            .unwrap();
+    assert_eq!(p.iter().map(|(l, _)| *l).collect::<Vec<_>>(), [3, 4], "{p:?}");
+    assert!(p[0].1.contains("did you mean \"tls.min_version\""), "{p:?}");
+    assert!(p[1].1.contains("needs no lock"), "{p:?}");
+}
+
+#[test]
+fn a_broken_user_config_never_stops_psmd_and_is_reported() {
+    let t = TlsSetup::start(
+        "",
+        Some("[tls]\nmin_versoin = \"1.3\"\n[applications]\nallowed = [\"/bin/true\"]\n"),
+    );
+    let s = t.d.status();
+    let user = &s["policy"]["user_config"];
+    assert!(user["source"].is_null(), "{s:#}");
+    let problems: Vec<&str> =
+        user["problems"].as_array().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(problems.len(), 2, "{s:#}");
+    assert!(
+        problems[0].starts_with("line 2:") && problems[0].contains("did you mean \"min_version\""),
+        "{problems:?}"
+    );
+    assert!(
+        problems[1].starts_with("line 4:") && problems[1].contains("administrator's alone"),
+        "{problems:?}"
+    );
+    // The defaults apply: a TLS 1.2 server is fine.
+    t.connect(true, &SslOpts::default()).unwrap();
+    // The same check before installing a config.
+    let p = t.c.config_check("[tls]\nmin_versoin = \"1.3\"\n").unwrap();
+    assert_eq!(p[0].0, 2, "{p:?}");
+    assert!(t.c.config_check("[tls]\nmin_version = \"1.3\"\n").unwrap().is_empty());
+    // A config that is not even TOML, or not a file, is no worse.
+    let d2 = Daemon::start_with_config(&t.policy, Some("[tls\n"));
+    assert!(d2.status()["policy"]["user_config"]["problems"][0].as_str().unwrap().starts_with("line 1"));
+    std::fs::remove_file(t.d.rt.user_config()).unwrap();
+    std::fs::create_dir(t.d.rt.user_config()).unwrap();
+    t.c.policy_reload().unwrap();
+    let problem = &t.d.status()["policy"]["user_config"]["problems"][0];
+    assert!(problem.as_str().unwrap().contains("not a regular file"), "{problem}");
+}
+
+#[test]
+fn reloads_pick_up_the_user_config_and_keep_the_last_good_one() {
+    let t = TlsSetup::start("", None);
+    let any = SslOpts::default();
+    t.connect(true, &any).unwrap();
+    let watcher = t.d.client();
+
+    // SIGHUP: the new config is in force and announced.
+    t.d.write_config("[tls]\nmin_version = \"1.3\"\n");
+    t.d.sighup();
+    wait_until("the user's minimum TLS version is in force", || t.connect(true, &any).is_err());
+    assert_policy_changed(&watcher);
+
+    // Broken on reload: the reload of the policy still succeeds, the
+    // config read before stays, and Status says why.
+    t.d.write_config("[tls]\nmin_version = 1.3\n");
+    t.c.policy_reload().unwrap();
+    assert!(t.connect(true, &any).is_err());
+    t.connect(false, &any).unwrap();
+    let s = t.d.status();
+    let user = &s["policy"]["user_config"];
+    assert_eq!(user["source"], t.d.rt.user_config().display().to_string(), "{s:#}");
+    assert!(user["problems"][0].as_str().unwrap().starts_with("line 2"), "{s:#}");
+
+    // Fixed, then removed: the user's file is the user's to drop.
+    t.d.write_config("[tls]\nmin_version = \"1.2\"\n");
+    t.c.policy_reload().unwrap();
+    t.connect(true, &any).unwrap();
+    assert_eq!(t.d.status()["policy"]["user_config"]["problems"], serde_json::json!([]));
+    t.d.write_config("[tls]\nmin_version = \"1.3\"\n");
+    t.c.policy_reload().unwrap();
+    assert!(t.connect(true, &any).is_err());
+    std::fs::remove_file(t.d.rt.user_config()).unwrap();
+    t.c.policy_reload().unwrap();
+    t.connect(true, &any).unwrap();
+    assert!(t.d.status()["policy"]["user_config"]["source"].is_null());
 }

@@ -230,6 +230,15 @@ impl Client {
         }
     }
 
+    /// Checks a user config file's text (`config.toml`) without applying
+    /// it: every problem with its line (empty: the config is good).
+    pub fn config_check(&self, text: &str) -> Result<Vec<(usize, String)>> {
+        match self.conn.call(Request::ConfigCheck { text: text.to_string() })?.0 {
+            Reply::Problems(p) => Ok(p.into_iter().map(|(line, m)| (line as usize, m)).collect()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// By nickname, email address or `sha256:<hex>`.
     pub fn cert_find(&self, query: &str) -> Result<CertInfo> {
         self.one_cert(Request::CertFind { query: query.to_string() })

@@ -209,6 +209,9 @@ mod tests {
             Request::OverrideList,
             Request::OverrideDelete { host: "example.com".into(), port: 443 },
             Request::PolicyCheck { text: "[tls]\nmin_version = \"1.3\"\n".into() },
+            Request::CertView { sha256_hex: "ab".repeat(32) },
+            Request::SslShowInfo { channel: 7 },
+            Request::ConfigCheck { text: "[token]\nidle_timeout_secs = 60\n".into() },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
                 flags: 0,

@@ -303,6 +303,11 @@ pub enum Request {
     SslShowInfo {
         channel: u64,
     },
+    /// Check a user config file's text (`config.toml`: only the settings
+    /// users may set) without applying it. Replies `Problems`.
+    ConfigCheck {
+        text: String,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -327,7 +332,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 45;
+pub const REQUEST_KINDS: u32 = 48;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -483,6 +488,7 @@ impl Request {
             Request::OverrideDelete { .. } => "OverrideDelete",
             Request::CertView { .. } => "CertView",
             Request::SslShowInfo { .. } => "SslShowInfo",
+            Request::ConfigCheck { .. } => "ConfigCheck",
         }
     }
 }

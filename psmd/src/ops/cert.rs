@@ -99,6 +99,7 @@ pub fn describe(store: &Store, der: &[u8]) -> Result<psm::proto::CertInfo, Error
 pub fn apply_policy(set: &mut TrustSet, policy: &crate::policy::Policy) {
     set.anchors.extend(policy.anchors.iter().cloned());
     set.distrusted.extend(policy.distrusted.iter().copied());
+    set.distrusted_issuer_serial.extend(policy.distrusted_issuer_serial.iter().cloned());
     set.trusted_peers.retain(|fp| !policy.distrusted.contains(fp));
 }
 

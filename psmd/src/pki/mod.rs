@@ -3,6 +3,7 @@
 //! token's sealing of secrets. The store and the op handlers use them.
 
 pub mod cert;
+pub mod dn;
 pub mod keys;
 pub mod pkcs12;
 pub mod seal;

@@ -181,6 +181,9 @@ pub struct TrustSet {
     /// distrusted leaf is rejected outright; a path through a distrusted
     /// intermediate or anchor is rejected and path building tries others.
     pub distrusted: HashSet<[u8; 32]>,
+    /// Certificates explicitly distrusted by issuer and serial number (the
+    /// policy's), judged exactly as those in `distrusted` ([`Self::is_distrusted`]).
+    pub distrusted_issuer_serial: Vec<crate::pki::dn::IssuerSerial>,
     /// SHA-256 of leaf certificates explicitly trusted as peers: accepted
     /// without a path (no issuer, no CRL), but their validity period, EKU,
     /// e-mail key usage and name are still checked.
@@ -196,6 +199,19 @@ pub struct TrustSet {
     /// TLS verifies many handshakes against one. Build a new set rather
     /// than change `anchors` after a verification.
     pub parsed_anchors: std::sync::OnceLock<std::sync::Arc<ParsedAnchors>>,
+}
+
+impl TrustSet {
+    /// Whether `der` is explicitly distrusted: by its SHA-256, or by its
+    /// issuer and serial number.
+    pub fn is_distrusted(&self, der: &[u8]) -> bool {
+        if self.distrusted.contains(&fingerprint(der)) {
+            return true;
+        }
+        !self.distrusted_issuer_serial.is_empty()
+            && X509Certificate::from_der(der)
+                .is_ok_and(|(_, cert)| self.distrusted_issuer_serial.iter().any(|e| e.matches(&cert)))
+    }
 }
 
 /// The SHA-256 fingerprint under which [`TrustSet::distrusted`] and
@@ -325,7 +341,7 @@ pub fn verify_presented<C: AsRef<[u8]>>(
         };
     }
     let leaf_fp = fingerprint(leaf_der);
-    if trust.distrusted.contains(&leaf_fp) {
+    if trust.is_distrusted(leaf_der) {
         let detail = format!("certificate {} is explicitly distrusted", describe::subject(leaf_der));
         return Verdict::fail(Status::Distrusted, detail, leaf_der);
     }
@@ -418,7 +434,7 @@ impl Check<'_> {
             let mut logical_cas = 0;
             for cert in path.intermediate_certificates() {
                 let der = cert.der();
-                if trust.distrusted.contains(&fingerprint(&der)) {
+                if trust.is_distrusted(&der) {
                     rejected.borrow_mut().push(Rejection::Distrusted(describe::subject(&der)));
                     return Err(webpki::Error::CertDistrusted);
                 }
@@ -427,7 +443,7 @@ impl Check<'_> {
                 }
             }
             if let Some(anchor) = anchors.der_of(path.anchor()) {
-                if trust.distrusted.contains(&fingerprint(anchor)) {
+                if trust.is_distrusted(anchor) {
                     rejected.borrow_mut().push(Rejection::Distrusted(describe::subject(anchor)));
                     return Err(webpki::Error::CertDistrusted);
                 }

@@ -55,6 +55,12 @@ impl RuntimeDir {
         self.dir.path().join("profile")
     }
 
+    /// Where psmd started for this directory looks for the user's
+    /// config.toml (`$PSM_CONFIG`); there is none until a test writes it.
+    pub fn user_config(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+
     /// An empty directory to use as `SSL_CERT_DIR`: no system anchors.
     pub fn no_anchors(&self) -> PathBuf {
         let d = self.dir.path().join("no-anchors");
@@ -176,6 +182,8 @@ pub fn spawn_psmd_with(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>, st
     use std::os::unix::process::CommandExt;
     let mut cmd = Command::new(PSMD);
     cmd.env("PSM_PROFILE", rt.profile()).env_remove("SSL_CERT_FILE").env("SSL_CERT_DIR", rt.no_anchors());
+    // Not the developer's own ~/.config/psm/config.toml.
+    cmd.env("PSM_CONFIG", rt.user_config());
     if let Some(n) = max_fds {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
         unsafe {
@@ -216,7 +224,9 @@ pub fn psmd_command() -> Command {
     static PROFILE: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     let dir = PROFILE.get_or_init(|| tempfile::tempdir().unwrap());
     let mut cmd = Command::new(PSMD);
-    cmd.env("PSM_PROFILE", dir.path().join("profile")).env("SSL_CERT_FILE", "/dev/null");
+    cmd.env("PSM_PROFILE", dir.path().join("profile"))
+        .env("SSL_CERT_FILE", "/dev/null")
+        .env("PSM_CONFIG", dir.path().join("config.toml"));
     cmd
 }
 
