@@ -3,7 +3,8 @@
 # missing: cmake (ffi-tests), a C/C++ compiler, python3 and setpriv (the
 # other-uid test), sha256sum (C tests compare with it), OpenSSL's headers
 # (the openssl crate) and its command line tool (interop tests), gpgsm
-# (S/MIME interop) and python3's venv (the cryptography-vectors corpus).
+# (S/MIME interop), python3's venv (the cryptography-vectors corpus), and
+# Debian's chromium + chromium-driver (the dialog tests in a real browser).
 set -eu
 missing=""
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
@@ -22,6 +23,9 @@ command -v gpgsm >/dev/null 2>&1 || missing="$missing gpgsm"
 command -v gpg-agent >/dev/null 2>&1 || missing="$missing gpg-agent"
 command -v gpgconf >/dev/null 2>&1 || missing="$missing gpgconf"
 python3 -m venv --help >/dev/null 2>&1 || missing="$missing python3-venv"
+# psm's HTML dialogs in a real browser: headless Chromium and chromedriver.
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing:$missing (install them, or run as root so make test can)" >&2

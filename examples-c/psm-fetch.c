@@ -16,6 +16,11 @@
  * (PSM_ERR_CERT_UNKNOWN_ISSUER, PSM_ERR_CERT_EXPIRED, ...). With --ask,
  * psm-fetch installs a prompt handler instead: psmd's question is shown on
  * the terminal and the answer (once, always, reject) goes back to psmd.
+ * With --dialogs, or when $PSM_BROWSER is set, psmd asks in its own HTML
+ * dialog: psm-fetch prints the dialog's URL and starts $PSM_BROWSER on it
+ * (e.g. PSM_BROWSER="chromium --app={url}"), then waits for the answer
+ * (see psm-dialogs.h). --security shows the connection's security in
+ * psm's dialog once the page arrived.
  *
  * Exit status: 0 when the whole response arrived (whatever its HTTP
  * status), 1 on any failure, 2 for a command line it does not understand.
@@ -24,6 +29,8 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <psm.h>
+
+#include "psm-dialogs.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -98,8 +105,10 @@ static void report(const char *what, psm_result r)
 static void print_usage(FILE *out)
 {
     fprintf(out,
-            "usage: %s [--ask] https://HOST[:PORT][/PATH]\n"
-            "  --ask   ask on the terminal when psm cannot verify the server's certificate\n",
+            "usage: %s [--ask | --dialogs] [--security] https://HOST[:PORT][/PATH]\n"
+            "  --ask       ask on the terminal when psm cannot verify the server's certificate\n"
+            "  --dialogs   let psm ask in its HTML dialog (the default when PSM_BROWSER is set)\n"
+            "  --security  then show the connection's security in psm's dialog\n",
             prog);
 }
 
@@ -537,6 +546,8 @@ int main(int argc, char **argv)
     struct url url;
     size_t request_len;
     int ask = 0;
+    int dialogs = getenv("PSM_BROWSER") != NULL;
+    int security = 0;
     int a = 1;
     int status = EXIT_FAILED;
     psm_result r;
@@ -544,6 +555,10 @@ int main(int argc, char **argv)
     for (; a < argc && argv[a][0] == '-'; a++) {
         if (strcmp(argv[a], "--ask") == 0) {
             ask = 1;
+        } else if (strcmp(argv[a], "--dialogs") == 0) {
+            dialogs = 1;
+        } else if (strcmp(argv[a], "--security") == 0) {
+            security = dialogs = 1;
         } else if (strcmp(argv[a], "-h") == 0 || strcmp(argv[a], "--help") == 0) {
             print_usage(stdout);
             return EXIT_OK;
@@ -565,10 +580,17 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    r = psm_connect(prog, PSM_CONNECT_NO_DIALOGS, &conn);
+    r = psm_connect(prog, dialogs && !ask ? 0 : PSM_CONNECT_NO_DIALOGS, &conn);
     if (r != PSM_OK) {
         report("connecting to psmd", r);
         goto cleanup;
+    }
+    if (dialogs && !ask) {
+        r = dialog_install(conn, prog);
+        if (r != PSM_OK) {
+            report("installing the dialog handler", r);
+            goto cleanup;
+        }
     }
     if (ask) {
         r = psm_set_prompt_handler(conn, ask_on_terminal, conn);
@@ -594,6 +616,11 @@ int main(int argc, char **argv)
             status = EXIT_OK;
     }
     print_security_info(conn, ssl);
+    if (security) {
+        r = psm_ssl_show_info(conn, ssl);
+        if (r != PSM_OK)
+            report("showing the security information", r);
+    }
 
 cleanup:
     psm_ssl_free(ssl); /* close_notify to the server */

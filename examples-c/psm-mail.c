@@ -27,6 +27,8 @@
 
 #include <psm.h>
 
+#include "psm-dialogs.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -201,16 +203,18 @@ static psm_result answer_password(void *userdata, const psm_prompt *prompt)
     return r;
 }
 
-/* Connects and installs the password prompt handler. */
+/* Connects and installs the password prompt handler, or, when
+ * $PSM_BROWSER is set, lets psm ask in its own dialog (psm-dialogs.h). */
 static psm_result open_conn(psm_conn **conn)
 {
-    psm_result r = psm_connect(prog, PSM_CONNECT_NO_DIALOGS, conn);
+    int dialogs = getenv("PSM_BROWSER") != NULL;
+    psm_result r = psm_connect(prog, dialogs ? 0 : PSM_CONNECT_NO_DIALOGS, conn);
 
     if (r != PSM_OK) {
         report("connecting to psmd", NULL, r);
         return r;
     }
-    r = psm_set_prompt_handler(*conn, answer_password, *conn);
+    r = dialogs ? dialog_install(*conn, prog) : psm_set_prompt_handler(*conn, answer_password, *conn);
     if (r != PSM_OK) {
         report("installing the prompt handler", NULL, r);
         psm_conn_free(*conn);

@@ -158,7 +158,7 @@ int main(void)
     psm_conn *conn = NULL;
     psm_cert *cert = NULL;
 
-    CHECK_OK(psm_connect("key_null_arguments", PSM_CONNECT_NO_SPAWN, &conn));
+    CHECK_OK(psm_connect("key_null_arguments", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &conn));
     cert = generate_and_issue(conn, PSM_KEY_EC_P256, "null-arguments", NULL);
     token(conn);
     generate(conn);

@@ -200,7 +200,7 @@ int main(void)
 {
     psm_conn *conn = NULL;
 
-    CHECK_OK(psm_connect("pkcs12_export", PSM_CONNECT_NO_SPAWN, &conn));
+    CHECK_OK(psm_connect("pkcs12_export", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &conn));
     round_trip(conn, PSM_KEY_EC_P256, PSM_SIG_ECDSA_SHA256, "p256");
     round_trip(conn, PSM_KEY_EC_P384, PSM_SIG_ECDSA_SHA384, "p384");
     round_trip(conn, PSM_KEY_ED25519, PSM_SIG_ED25519, "ed25519");

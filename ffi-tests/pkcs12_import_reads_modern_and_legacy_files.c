@@ -156,7 +156,7 @@ int main(void)
 {
     psm_conn *conn = NULL;
 
-    CHECK_OK(psm_connect("pkcs12_import", PSM_CONNECT_NO_SPAWN, &conn));
+    CHECK_OK(psm_connect("pkcs12_import", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &conn));
     bad_input(conn);
     imports_alice(conn, "alice.p12", PASSWORD);
     imports_alice(conn, "alice-legacy.p12", PASSWORD);

@@ -5,6 +5,9 @@
  *  - after, it exits 0 with the server's page on stdout and, on stderr, the
  *    HTTP status and the security information (TLS 1.3, verification PSM_OK);
  *  - with --ask but no terminal to ask on, psmd's question is cancelled;
+ *  - with PSM_BROWSER set, psmd asks in its HTML dialog: psm-fetch prints
+ *    the URL and starts the "browser" (answer-dialog.py, which loads the
+ *    page and submits "once" or "reject"), and the answer decides;
  *  - a URL it cannot use is a usage error (exit 2). */
 
 #include "check.h"
@@ -65,6 +68,31 @@ int main(void)
     snprintf(args, sizeof args, "--ask https://localhost:%u/ < /dev/null", (unsigned)server.port);
     CHECK_EQ(fetch(args, out, sizeof out, err, sizeof err), 1);
     CHECK(strstr(err, psm_result_str(PSM_ERR_USER_CANCELLED)) != NULL);
+    s_server_stop(&server, 0);
+
+    /* The dialog, answered "once" by the stand-in browser, then "reject". */
+    s_server_start(&server, "-www -cert server.pem -key server.key", NULL, NULL);
+    snprintf(args, sizeof args, "https://localhost:%u/", (unsigned)server.port);
+    {
+        char browser[4200];
+        const char *answer = getenv("PSM_ANSWER_DIALOG");
+        CHECK(answer != NULL);
+        snprintf(browser, sizeof browser, "python3 %s once", answer);
+        CHECK_EQ(setenv("PSM_BROWSER", browser, 1), 0);
+        CHECK_EQ(fetch(args, out, sizeof out, err, sizeof err), 0);
+        CHECK(strstr(err, "psm asks you in a dialog") != NULL && strstr(err, "http://127.0.0.1:") != NULL);
+        CHECK(strstr(err, "the dialog is done") != NULL);
+        CHECK(strstr(err, "\"override\": \"once\"") != NULL);
+        CHECK(strstr(out, "<HTML>") != NULL);
+        s_server_stop(&server, 0);
+        s_server_start(&server, "-www -cert server.pem -key server.key", NULL, NULL);
+        snprintf(args, sizeof args, "https://localhost:%u/", (unsigned)server.port);
+        snprintf(browser, sizeof browser, "python3 %s reject", answer);
+        CHECK_EQ(setenv("PSM_BROWSER", browser, 1), 0);
+        CHECK_EQ(fetch(args, out, sizeof out, err, sizeof err), 1);
+        CHECK(strstr(err, psm_result_str(PSM_ERR_CERT_UNKNOWN_ISSUER)) != NULL);
+        CHECK_EQ(unsetenv("PSM_BROWSER"), 0);
+    }
     s_server_stop(&server, 0);
 
     ca = tls_trust_ca(conn);

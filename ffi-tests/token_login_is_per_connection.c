@@ -103,9 +103,9 @@ int main(void)
     psm_cert *cert = NULL;
     long long started;
 
-    CHECK_OK(psm_connect("token_login_setter", PSM_CONNECT_NO_SPAWN, &setter));
-    CHECK_OK(psm_connect("token_login_a", PSM_CONNECT_NO_SPAWN, &a));
-    CHECK_OK(psm_connect("token_login_b", PSM_CONNECT_NO_SPAWN, &b));
+    CHECK_OK(psm_connect("token_login_setter", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &setter));
+    CHECK_OK(psm_connect("token_login_a", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &a));
+    CHECK_OK(psm_connect("token_login_b", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &b));
     cert = generate_and_issue(setter, PSM_KEY_EC_P256, "token-login", NULL);
 
     /* No password yet: everyone is in, whatever they log in with. */

@@ -28,7 +28,7 @@ static psm_conn *connect_new(void)
 {
     psm_conn *conn = NULL;
 
-    CHECK_OK(psm_connect("token_password_change", PSM_CONNECT_NO_SPAWN, &conn));
+    CHECK_OK(psm_connect("token_password_change", PSM_CONNECT_NO_SPAWN | PSM_CONNECT_NO_DIALOGS, &conn));
     return conn;
 }
 
@@ -74,7 +74,7 @@ static psm_conn *restart_daemon(void)
 
     CHECK_EQ(kill(pid, SIGTERM), 0);
     CHECK(wait_process_gone(pid, EXIT_WAIT_MS));
-    CHECK_OK(psm_connect("token_password_change", 0, &conn));
+    CHECK_OK(psm_connect("token_password_change", PSM_CONNECT_NO_DIALOGS, &conn));
     CHECK(fixture_daemon_pid() != pid);
     return conn;
 }

@@ -57,7 +57,9 @@ pub(super) unsafe fn bytes_out(bytes: &[u8], out: *mut *mut u8, out_len: *mut us
 }
 
 /// Unlocks the soft token for this connection. `password` NULL means "ask
-/// the user", which this release cannot do yet: it fails with
+/// the user": psm's password dialog (or the prompt handler), asked again
+/// after a wrong password, up to three times; on a connection made with
+/// `PSM_CONNECT_NO_DIALOGS` and no handler it fails with
 /// `PSM_ERR_LOGIN_REQUIRED` unless the token has no password.
 /// `PSM_ERR_BAD_PASSWORD` (after a delay) for a wrong password.
 ///
@@ -92,7 +94,9 @@ pub unsafe extern "C" fn psm_token_logout(conn: *mut psm_conn) -> Code {
 
 /// Changes the token password in one atomic step. `old_pw` may be NULL when
 /// the token has no password; `new_pw` "" removes the password. A NULL
-/// `new_pw` would ask the user: `PSM_ERR_NO_UI` in this release.
+/// `new_pw` asks the user to type the new one twice in psm's dialog (or
+/// the prompt handler, `PSM_PROMPT_NEW_PASSWORD`), under the policy's
+/// rules; `PSM_ERR_NO_UI` when psm can ask nobody.
 ///
 /// # Safety
 /// `conn` is live; each password is NULL or NUL-terminated.
@@ -253,8 +257,9 @@ pub unsafe extern "C" fn psm_key_sign(
 
 /// Imports a PKCS#12 (.p12/.pfx) file: the key into the soft token, the
 /// certificates into the store. `*out` is the key's certificate.
-/// `PSM_ERR_BAD_PASSWORD` for a wrong password; a NULL password would ask
-/// the user (`PSM_ERR_NO_UI` in this release). Legacy (RC2/3DES) files work.
+/// `PSM_ERR_BAD_PASSWORD` for a wrong password; a NULL password asks the
+/// user (psm's dialog or the prompt handler, again after a wrong one;
+/// `PSM_ERR_NO_UI` when psm can ask nobody). Legacy (RC2/3DES) files work.
 ///
 /// # Safety
 /// `conn` is live; `p12` is readable for `len` bytes; `password` is NULL or
@@ -293,6 +298,8 @@ pub unsafe extern "C" fn psm_pkcs12_import(
 
 /// Exports `cert` and its private key as PKCS#12 (AES-256-CBC, PBKDF2 with
 /// SHA-256), readable by OpenSSL 3 and NSS. `*out` is `psm_free`d by the caller.
+/// A NULL password asks the user for one (typed twice) as
+/// `psm_pkcs12_import` does.
 ///
 /// # Safety
 /// `conn` and `cert` are live; `password` is NULL or NUL-terminated;
