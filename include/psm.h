@@ -1279,6 +1279,17 @@ psm_result psm_smime_result_content(const psm_smime_result *r, const uint8_t **d
 // `r` is NULL or a result not yet freed.
 void psm_smime_result_free(psm_smime_result *r);
 
+// Shows psm's dialog about the message `result` came from (psm's own
+// verdict, not the application's: what is protected, who signed, why psm
+// trusts them). `result` must come from a verify or decrypt on this same
+// connection. Returns once the user closed the dialog (open its URL from
+// the `PSM_EVENT_DIALOG` event, `psm_set_event_handler`); `PSM_ERR_NO_UI`
+// for a connection made with `PSM_CONNECT_NO_DIALOGS`.
+//
+// # Safety
+// `conn` and `result` are live.
+psm_result psm_smime_show_info(psm_conn *conn, const psm_smime_result *result);
+
 // New options with the defaults: TLS 1.2 and 1.3, no ALPN, a client
 // certificate only when the server asks (chosen by psmd or the user), no
 // proxy, a 30 s limit for connecting and the handshake. On success `*out`

@@ -74,6 +74,7 @@ fuzz_target!(|data: &[u8]| {
             | Outcome::StepUp(_)
             | Outcome::SslInfo(_)
             | Outcome::SslPeerCerts(_)
+            | Outcome::SslShow(_)
             | Outcome::Stream { .. }
             | Outcome::PolicyReload
             | Outcome::Status => {}

@@ -44,6 +44,7 @@
 //! | `token.app_password_prompts` | true | turn off | whether applications may answer the token-password prompt themselves |
 //! | `applications.allowed` | all | no | executables (absolute paths) allowed to connect |
 //! | `audit.enabled` | false | turn on | a line per private-key use and trust decision in `audit.log` |
+//! | `keys.confirm_use` | none | no | certificates (SHA-256 hex) whose private key is used only after the user allowed it in psm's dialog, each time; `["all"]` for every key |
 //! | `locked.settings` | none | no | the user settings the user's config cannot change |
 
 pub mod user;
@@ -85,6 +86,11 @@ pub struct Policy {
     pub distrusted: Vec<[u8; 32]>,
     /// Certificates the policy distrusts by issuer and serial number.
     pub distrusted_issuer_serial: Vec<IssuerSerial>,
+    /// Certificates (SHA-256) whose private key is used only after the user
+    /// confirmed it in psm's dialog, each time (`keys.confirm_use`); `all`
+    /// for every key.
+    pub confirm_keys: Vec<[u8; 32]>,
+    pub confirm_all_keys: bool,
     pub idle_timeout_secs: u64,
     pub app_password_prompts: bool,
     pub audit: bool,
@@ -123,6 +129,8 @@ impl Default for Policy {
             anchor_paths: Vec::new(),
             distrusted: Vec::new(),
             distrusted_issuer_serial: Vec::new(),
+            confirm_keys: Vec::new(),
+            confirm_all_keys: false,
             idle_timeout_secs: 30 * 60,
             app_password_prompts: true,
             audit: false,
@@ -167,10 +175,23 @@ impl Policy {
                     .collect::<Vec<_>>(),
             },
             "audit": { "enabled": self.audit },
+            "keys": {
+                "confirm_use": if self.confirm_all_keys {
+                    vec![serde_json::json!("all")]
+                } else {
+                    self.confirm_keys.iter().map(|f| serde_json::json!(hex::encode(f))).collect()
+                },
+            },
             "applications": { "allowed": self.allowed_apps.as_ref().map(|v| v.iter().map(|p| p.display().to_string()).collect::<Vec<_>>()) },
             "locked": { "settings": self.locked },
             "user_config": self.user.to_json(),
         })
+    }
+
+    /// Whether the private key of certificate `sha256` may be used only
+    /// after the user confirmed it.
+    pub fn must_confirm(&self, sha256: &[u8; 32]) -> bool {
+        self.confirm_all_keys || self.confirm_keys.contains(sha256)
     }
 
     /// Whether a user may accept a certificate whose errors are `bits`.
@@ -245,7 +266,7 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
 
 /// Every setting, and whether a user's config.toml may set it (within the
 /// policy's bounds, unless the policy locks it: see [`user`]).
-const SETTINGS: [(&str, bool); 15] = [
+const SETTINGS: [(&str, bool); 16] = [
     ("tls.min_version", true),
     ("tls.cipher_suites", false),
     ("tls.groups", false),
@@ -260,11 +281,12 @@ const SETTINGS: [(&str, bool); 15] = [
     ("token.app_password_prompts", true),
     ("applications.allowed", false),
     ("audit.enabled", true),
+    ("keys.confirm_use", false),
     ("locked.settings", false),
 ];
 
-const SECTIONS: [&str; 8] =
-    ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit", "locked"];
+const SECTIONS: [&str; 9] =
+    ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit", "keys", "locked"];
 
 /// The settings a user may set (and the policy may lock).
 fn user_settings() -> impl Iterator<Item = &'static str> {
@@ -492,6 +514,33 @@ fn parse_as(text: &str, kind: Kind) -> Result<(Policy, Vec<&'static str>), Vec<P
                             Ok(Distrusted::Sha256(f)) => p.distrusted.push(f),
                             Ok(Distrusted::IssuerSerial(e)) => p.distrusted_issuer_serial.push(e),
                             Err(m) => problems.push(Problem { line, message: format!("{full}: {m}") }),
+                        }
+                    }
+                }
+                "keys.confirm_use" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!(
+                            "{full} must be a list of certificates' SHA-256 fingerprints (64 hex digits), or [\"all\"]"
+                        ));
+                        continue;
+                    };
+                    for item in arr.iter() {
+                        let line = line_of(text, item.span().start);
+                        match item.get_ref().as_str() {
+                            Some("all") => p.confirm_all_keys = true,
+                            Some(s) => match crate::store::parse_fingerprint(s) {
+                                Ok(f) => p.confirm_keys.push(f),
+                                Err(_) => problems.push(Problem {
+                                    line,
+                                    message: format!(
+                                        "{full}: \"{s}\" is not a SHA-256 fingerprint (64 hex digits) or \"all\""
+                                    ),
+                                }),
+                            },
+                            None => problems.push(Problem {
+                                line,
+                                message: format!("{full} lists fingerprints as strings"),
+                            }),
                         }
                     }
                 }

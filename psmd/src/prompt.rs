@@ -219,10 +219,19 @@ impl Prompts {
         let policy_allows = !secret || self.app_passwords.load(Ordering::Relaxed);
         // One token-password question at a time, across applications.
         let _serial = secret.then(|| self.token_questions.lock().unwrap_or_else(|p| p.into_inner()));
-        if ui.handler && policy_allows && q.kind.prompt_kind().is_some() {
+        // Confirming a key's use is the user's word, not the application's
+        // (the application is the one that wants the key).
+        let confirm = q.kind == PageKind::Prompt(PromptKind::Confirm);
+        if ui.handler && policy_allows && !confirm && q.kind.prompt_kind().is_some() {
             self.via_handler(to, q, tries, &mut check)
         } else if ui.dialogs {
             self.via_dialog(to, &ui, q, tries, &mut check)
+        } else if confirm {
+            Err(Error::new(
+                Code::PSM_ERR_NO_UI,
+                "the security policy wants the user to confirm each use of this key in psm's own dialog, and \
+                 this application shows no dialogs (it connected with PSM_CONNECT_NO_DIALOGS)",
+            ))
         } else if ui.handler && !policy_allows {
             Err(Error::new(
                 Code::PSM_ERR_NO_UI,

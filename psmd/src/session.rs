@@ -244,6 +244,12 @@ impl Session {
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
             }
+            Request::KeySign { sha256_hex, alg, data }
+                if crate::store::parse_fingerprint(&sha256_hex)
+                    .is_ok_and(|fp| stats.tls.policy().must_confirm(&fp)) =>
+            {
+                self.blocking(ops::key::sign_confirmed(sha256_hex, alg, data))
+            }
             Request::KeySign { sha256_hex, alg, data } => {
                 ops::key::sign(stats, self.id, sha256_hex, alg, data)
             }
@@ -285,6 +291,7 @@ impl Session {
             Request::SslPeerCerts { channel } => Outcome::SslPeerCerts(channel),
             Request::SslShowInfo { channel } => Outcome::SslShow(channel),
             Request::CertView { sha256_hex } => self.blocking(ops::view::cert_view(sha256_hex)),
+            Request::SmimeShowInfo { result_id } => self.blocking(ops::view::message_info(result_id)),
             Request::SetPromptHandler { enabled } => {
                 let reply = ops::tls::set_prompt_handler(self, enabled);
                 stats.tls.prompts.set_session(self.id, self.ui());

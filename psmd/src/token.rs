@@ -268,3 +268,35 @@ pub fn ask_password(
         }
     })
 }
+/// Asks the user, in psm's dialog, whether the application at `to` may
+/// use the private key of certificate `cert_sha256` for `operation`, when
+/// the policy wants each use confirmed (`keys.confirm_use`). "deny" is
+/// `PSM_ERR_USER_CANCELLED`.
+pub fn confirm_key_use(
+    ctx: &crate::tls::TlsContext,
+    to: ReplyTo,
+    cert_sha256: &[u8; 32],
+    operation: &str,
+) -> Result<(), Error> {
+    if !ctx.policy().must_confirm(cert_sha256) {
+        return Ok(());
+    }
+    let cert = ctx.lock_store().get(cert_sha256)?;
+    let q = Question {
+        kind: PageKind::Prompt(PromptKind::Confirm),
+        message: format!("This application wants to use your private key ({operation}). Allow it this once?"),
+        details: serde_json::json!({ "certificate": cert, "operation": operation }),
+        choices: vec!["allow".into(), "deny".into()],
+    };
+    let answer = ctx.prompts.ask(to, q);
+    let result = match answer {
+        Ok(a) if a.0 == "allow" => Ok(()),
+        Ok(_) => Err(Error::new(
+            Code::PSM_ERR_USER_CANCELLED,
+            format!("the user did not allow the key's use ({operation})"),
+        )),
+        Err(e) => Err(e),
+    };
+    ctx.audit.record_result(to.session_id, "key-confirm", || hex::encode(cert_sha256), &result);
+    result
+}

@@ -35,7 +35,8 @@ fn spawn<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> JoinHandl
 /// Opens the next dialog in a browser window of the size it asks for.
 fn open_next(app: &DialogApp, shot: &str) -> (u64, Browser) {
     let (id, url, w, h) = app.next_dialog();
-    let b = Browser::start(w, h);
+    // Headless Chromium counts its (invisible) window frame in the size: add it.
+    let b = Browser::start(w, h + 160);
     b.open(&url);
     b.wait_for_text("</form>");
     b.screenshot(shot);
@@ -196,5 +197,63 @@ fn the_certificate_viewer_in_the_browser() {
     assert!(page.contains("Test Root CA") && page.contains("A certificate authority you trust"), "{page}");
     b.click("button[value=close]");
     finished(&b, "cert-view-done");
+    h.join().unwrap().unwrap();
+}
+
+#[test]
+fn confirming_a_keys_use_in_the_browser() {
+    let pki = Pki::new();
+    let d =
+        Daemon::start_with_policy(&format!("[keys]\nconfirm_use = [\"{}\"]\n", pki.client_a.sha256_hex()));
+    let app = DialogApp::connect(&d.socket(), "mail-client");
+    app.client.pkcs12_import(&pki.client_a.pkcs12(Some("work"), "pw"), Some("pw")).unwrap();
+    let c = app.client.clone();
+    let fp = pki.client_a.sha256_hex();
+    let h = spawn(move || {
+        c.key_sign(&fp, psm::proto::SigKind::EcdsaSha256, b"x")
+            .or_else(|_| c.key_sign(&fp, psm::proto::SigKind::RsaPkcs1Sha256, b"x"))
+    });
+    let (_, b) = open_next(&app, "confirm-key-use");
+    assert!(b.source().contains("psm client A"));
+    b.click("button[value=allow]");
+    finished(&b, "confirm-key-use-done");
+    assert!(!h.join().unwrap().expect("signed after the user allowed it").is_empty());
+}
+
+#[test]
+fn the_security_of_a_signed_message_in_the_browser() {
+    use common::certs::{Spec, ca, make};
+    let d = Daemon::start();
+    let app = DialogApp::connect(&d.socket(), "mail-client");
+    let root = ca("S/MIME Root");
+    app.client.cert_import(&root.pem(), Some("root"), psm::proto::TRUST_CA_EMAIL).unwrap();
+    let alice = make(
+        &Spec { cn: "Alice", emails: &["alice@example.com"], serial: 10, ..Default::default() },
+        Some(&root),
+    );
+    let p12 =
+        openssl::pkcs12::Pkcs12::builder().name("k").pkey(&alice.key).cert(&alice.cert).build2("pw").unwrap();
+    app.client.pkcs12_import(&p12.to_der().unwrap(), Some("pw")).unwrap();
+    let signed = app
+        .client
+        .smime_sign(&format!("sha256:{}", alice.sha256_hex()), 0, b"Content-Type: text/plain\n\nHi.\n")
+        .unwrap();
+    let info = app.client.smime_verify(&signed, None, Some("alice@example.com"), 0).unwrap();
+    assert_eq!(info.status, Code::PSM_OK);
+    assert!(info.result_id != 0);
+    // Only the session that got the verdict may show it.
+    let other = d.client();
+    assert_eq!(other.smime_show_info(info.result_id).unwrap_err().code, Code::PSM_ERR_NOT_FOUND);
+
+    let c = app.client.clone();
+    let h = spawn(move || c.smime_show_info(info.result_id));
+    let (_, b) = open_next(&app, "message-info");
+    let page = b.source();
+    assert!(
+        page.contains("A good signature by") && page.contains("Alice") && page.contains("S/MIME Root"),
+        "{page}"
+    );
+    b.click("button[value=close]");
+    finished(&b, "message-info-done");
     h.join().unwrap().unwrap();
 }

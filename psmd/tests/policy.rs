@@ -692,3 +692,95 @@ fn reloads_pick_up_the_user_config_and_keep_the_last_good_one() {
     t.connect(true, &any).unwrap();
     assert!(t.d.status()["policy"]["user_config"]["source"].is_null());
 }
+
+fn sign_any(c: &Client, cert: &common::tls::Cert) -> psm::Result<Vec<u8>> {
+    let fp = cert.sha256_hex();
+    c.key_sign(&fp, psm::proto::SigKind::EcdsaSha256, b"data").or_else(|e| match e.code {
+        Code::PSM_ERR_INVALID_ARGUMENT | Code::PSM_ERR_UNSUPPORTED => {
+            c.key_sign(&fp, psm::proto::SigKind::RsaPkcs1Sha256, b"data")
+        }
+        _ => Err(e),
+    })
+}
+
+#[test]
+fn keys_the_policy_names_are_used_only_after_the_user_allows_it_in_psms_dialog() {
+    use common::web::{DialogApp, get, origin_of, post};
+    let pki = Pki::new();
+    let policy = PolicyFile::new(&format!("[keys]\nconfirm_use = [\"{}\"]\n", pki.client_a.sha256_hex()));
+    let d = Daemon::start(&policy);
+    let admin = d.client();
+    for cert in [&pki.client_a, &pki.client_b] {
+        admin.pkcs12_import(&cert.pkcs12(None, "pw"), Some("pw")).unwrap();
+    }
+    // A key the policy does not name signs as before; the named one needs
+    // psm's dialog, which this application cannot show, and its own prompt
+    // handler is no substitute.
+    sign_any(&admin, &pki.client_b).unwrap();
+    assert_eq!(sign_any(&admin, &pki.client_a).unwrap_err().code, Code::PSM_ERR_NO_UI);
+    admin.set_prompt_handler(Some(Arc::new(|_p: Prompt| {}))).unwrap();
+    let e = sign_any(&admin, &pki.client_a).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_NO_UI, "{e:?}");
+    assert!(e.message.contains("confirm"), "{e:?}");
+    admin.set_prompt_handler(None).unwrap();
+
+    // An application that shows dialogs: the user allows once, then denies.
+    let app = DialogApp::connect(&d.rt.socket(), "signer");
+    for (answer, ok) in [("allow", true), ("deny", false)] {
+        let c = app.client.clone();
+        let a = pki.client_a.clone();
+        let h = std::thread::spawn(move || sign_any(&c, &a));
+        let (id, url, ..) = app.next_dialog();
+        let r = get(&url, &[]);
+        assert!(r.body.contains("Use your private key?") && r.body.contains("psm client A"), "{}", r.body);
+        let cookie = r.cookie();
+        let done = post(
+            &url,
+            Some(&origin_of(&url)),
+            &[&format!("Cookie: {cookie}")],
+            &format!("nonce={}&choice={answer}", r.nonce()),
+        );
+        assert_eq!(done.status, 200);
+        match h.join().unwrap() {
+            Ok(sig) => assert!(ok && !sig.is_empty()),
+            Err(e) => assert!(!ok && e.code == Code::PSM_ERR_USER_CANCELLED, "{e:?}"),
+        }
+        app.wait_done(id);
+    }
+    // TLS client authentication with that key asks the same way.
+    admin.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    admin.cert_delete(&pki.client_b.sha256_hex(), true).unwrap();
+    let mut setup = ServerSetup::new(&pki.good, Mode::Echo);
+    setup.client_auth_roots = Some(vec![pki.root.cert.der.clone()]);
+    let server = TlsServer::start(setup);
+    let port = server.port();
+    let c = app.client.clone();
+    let h = std::thread::spawn(move || c.ssl_connect("localhost", port, &SslOpts::default()).map(|_| ()));
+    let (id, url, ..) = app.next_dialog();
+    let r = get(&url, &[]);
+    assert!(r.body.contains("identify you to localhost"), "{}", r.body);
+    let cookie = r.cookie();
+    post(
+        &url,
+        Some(&origin_of(&url)),
+        &[&format!("Cookie: {cookie}")],
+        &format!("nonce={}&choice=allow", r.nonce()),
+    );
+    h.join().unwrap().expect("connected with the confirmed key");
+    app.wait_done(id);
+    let rec = server.wait_record(0, "the client certificate", |r| r.client_cert.is_some());
+    assert_eq!(rec.client_cert.unwrap(), pki.client_a.der);
+
+    // Status reports the setting.
+    let status = d.status();
+    assert_eq!(status["policy"]["keys"]["confirm_use"][0], pki.client_a.sha256_hex(), "{status:#}");
+}
+
+#[test]
+fn keys_confirm_use_rejects_what_is_not_a_fingerprint() {
+    let d = common::Daemon::start();
+    let c = d.client();
+    let problems = c.policy_check("[keys]\nconfirm_use = [\"all\", \"abc\", 7]\n").unwrap();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems.iter().all(|(line, _)| *line == 2), "{problems:?}");
+}

@@ -10,6 +10,15 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
 impl Client {
+    /// Shows psm's dialog about a message it verified or decrypted for this
+    /// connection (`SmimeInfo::result_id`); returns once the user closed it.
+    pub fn smime_show_info(&self, result_id: u64) -> Result<()> {
+        match self.conn.call(Request::SmimeShowInfo { result_id })?.0 {
+            Reply::Done => Ok(()),
+            other => Err(unexpected(&other)),
+        }
+    }
+
     /// Signs `data` (a MIME entity; raw bytes with `SMIME_BINARY`) with the
     /// certificate `signer` (nickname, e-mail address or "sha256:<hex>")
     /// and its key. `flags`: `SMIME_*`. Returns the S/MIME entity (or DER,

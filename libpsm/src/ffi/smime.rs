@@ -732,3 +732,22 @@ pub unsafe extern "C" fn psm_smime_result_free(r: *mut psm_smime_result) {
         }
     })
 }
+
+/// Shows psm's dialog about the message `result` came from (psm's own
+/// verdict, not the application's: what is protected, who signed, why psm
+/// trusts them). `result` must come from a verify or decrypt on this same
+/// connection. Returns once the user closed the dialog (open its URL from
+/// the `PSM_EVENT_DIALOG` event, `psm_set_event_handler`); `PSM_ERR_NO_UI`
+/// for a connection made with `PSM_CONNECT_NO_DIALOGS`.
+///
+/// # Safety
+/// `conn` and `result` are live.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_smime_show_info(conn: *mut psm_conn, result: *const psm_smime_result) -> Code {
+    boundary(|| {
+        check_null!(conn, result);
+        // SAFETY: checked above; live per the contract.
+        let (client, result) = unsafe { (&(*conn).client, &*result) };
+        client.smime_show_info(result.info.result_id).map_or_else(fail, |()| Code::PSM_OK)
+    })
+}

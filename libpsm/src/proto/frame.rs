@@ -212,6 +212,7 @@ mod tests {
             Request::CertView { sha256_hex: "ab".repeat(32) },
             Request::SslShowInfo { channel: 7 },
             Request::ConfigCheck { text: "[token]\nidle_timeout_secs = 60\n".into() },
+            Request::SmimeShowInfo { result_id: 9 },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
                 flags: 0,
@@ -305,6 +306,7 @@ mod tests {
                     digest: "sha256".into(),
                     cipher: "AuthEnvelopedData".into(),
                     content: serde_bytes::ByteBuf::from(b"hi".to_vec()),
+                    result_id: 3,
                 }))),
             },
             ServerFrame::Reply { id: 11, result: Ok(Reply::Problems(vec![(2, "unknown key".into())])) },

@@ -308,6 +308,12 @@ pub enum Request {
     ConfigCheck {
         text: String,
     },
+    /// Shows psm's dialog about a verified or decrypted message: the
+    /// verdict psmd gave (`SmimeInfo::result_id`, this session's), who
+    /// signed and why psm trusts them. Replies `Done` once closed.
+    SmimeShowInfo {
+        result_id: u64,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -332,7 +338,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 48;
+pub const REQUEST_KINDS: u32 = 49;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -489,6 +495,7 @@ impl Request {
             Request::CertView { .. } => "CertView",
             Request::SslShowInfo { .. } => "SslShowInfo",
             Request::ConfigCheck { .. } => "ConfigCheck",
+            Request::SmimeShowInfo { .. } => "SmimeShowInfo",
         }
     }
 }
@@ -578,6 +585,9 @@ pub struct SmimeInfo {
     pub cipher: String,
     /// The content (empty when it went out through a stream).
     pub content: serde_bytes::ByteBuf,
+    /// psmd's name for this verdict in this session, for
+    /// `SmimeShowInfo` (psm's dialog about the message).
+    pub result_id: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -57,6 +57,8 @@ pub enum PageKind {
     CertView,
     /// What protects a TLS connection (PSM's Security Advisor).
     SecurityInfo,
+    /// What protects a signed or encrypted message, by psm's own verdict.
+    MessageInfo,
 }
 
 impl PageKind {
@@ -80,6 +82,7 @@ impl PageKind {
             PageKind::Prompt(PromptKind::Confirm) => "confirm",
             PageKind::CertView => "cert-view",
             PageKind::SecurityInfo => "security-info",
+            PageKind::MessageInfo => "message-info",
         }
     }
 
@@ -91,7 +94,7 @@ impl PageKind {
             PageKind::Prompt(PromptKind::Confirm) => (560, 420),
             PageKind::Prompt(PromptKind::ClientCert) => (640, 520),
             PageKind::Prompt(PromptKind::ServerTrust) => (720, 760),
-            PageKind::CertView | PageKind::SecurityInfo => (720, 720),
+            PageKind::CertView | PageKind::SecurityInfo | PageKind::MessageInfo => (720, 720),
         }
     }
 }
@@ -478,7 +481,9 @@ fn answer_of<'a>(page: &Page, field: &dyn Fn(&str) -> Option<&'a str>) -> Result
             }
             Ok(Some(Secret(a.to_string())))
         }
-        PageKind::CertView | PageKind::SecurityInfo => Ok(Some(Secret("close".into()))),
+        PageKind::CertView | PageKind::SecurityInfo | PageKind::MessageInfo => {
+            Ok(Some(Secret("close".into())))
+        }
         PageKind::Prompt(_) => match field("choice") {
             Some(c) if page.choices.iter().any(|x| x == c) => Ok(Some(Secret(c.to_string()))),
             _ => Err("Choose one of the answers.".into()),

@@ -14,7 +14,7 @@ use std::sync::LazyLock;
 pub const CSS: &str = include_str!("../../templates/psm.css");
 const CLOSE_SCRIPT: &str = "window.close();";
 
-const TEMPLATES: [(&str, &str); 12] = [
+const TEMPLATES: [(&str, &str); 13] = [
     ("base.html", include_str!("../../templates/base.html")),
     ("macros.html", include_str!("../../templates/macros.html")),
     ("password.html", include_str!("../../templates/password.html")),
@@ -24,6 +24,7 @@ const TEMPLATES: [(&str, &str); 12] = [
     ("confirm.html", include_str!("../../templates/confirm.html")),
     ("cert_view.html", include_str!("../../templates/cert_view.html")),
     ("security_info.html", include_str!("../../templates/security_info.html")),
+    ("message_info.html", include_str!("../../templates/message_info.html")),
     ("done.html", include_str!("../../templates/done.html")),
     ("message.html", include_str!("../../templates/message.html")),
     ("psm.css", CSS),
@@ -81,6 +82,7 @@ fn template_of(kind: PageKind) -> &'static str {
         PageKind::Prompt(PromptKind::Confirm) => "confirm.html",
         PageKind::CertView => "cert_view.html",
         PageKind::SecurityInfo => "security_info.html",
+        PageKind::MessageInfo => "message_info.html",
     }
 }
 
@@ -171,6 +173,11 @@ mod tests {
             page(
                 PageKind::CertView,
                 serde_json::json!({"certificate": cert, "chain": [cert, cert], "valid": true, "verdict": "ok", "trust": ["TLS servers"]}),
+                &[],
+            ),
+            page(
+                PageKind::MessageInfo,
+                serde_json::json!({"summary": "s", "good": true, "why": "w", "signed": true, "encrypted": true, "cipher": "aes", "digest": "sha256", "signing_time": 0, "status_now": "PSM_OK", "now_ok": true, "chain": [cert]}),
                 &[],
             ),
             page(

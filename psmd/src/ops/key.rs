@@ -115,6 +115,19 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
     })
 }
 
+/// `KeySign` with a key the policy wants each use of confirmed: the user
+/// is asked in psm's dialog first.
+pub fn sign_confirmed(sha256_hex: String, alg: SigKind, data: Vec<u8>) -> BlockingJob {
+    Box::new(move |jc| {
+        let fp = parse_fingerprint(&sha256_hex)?;
+        let session = jc.to.session_id;
+        let r = crate::token::confirm_key_use(jc.ctx, jc.to, &fp, "sign data")
+            .and_then(|()| sign_with_store(&jc.ctx.store, &jc.ctx.token, session, &fp, alg, &data));
+        jc.ctx.audit.record_result(session, "key-sign", || hex::encode(fp), &r);
+        r
+    })
+}
+
 fn sign_with_store(
     store: &std::sync::Arc<std::sync::Mutex<crate::store::Store>>,
     token: &crate::token::TokenState,

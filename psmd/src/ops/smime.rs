@@ -110,7 +110,9 @@ fn find(store: &Store, query: &str) -> Result<CertInfo, Error> {
 
 /// The private key of `info`, unsealed for the session.
 fn key_of(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<LoadedKey>, Error> {
-    let r = unsealed_key(jc, info, purpose);
+    let r = crate::store::parse_fingerprint(&info.sha256_hex)
+        .and_then(|fp| crate::token::confirm_key_use(jc.ctx, jc.to, &fp, purpose))
+        .and_then(|()| unsealed_key(jc, info, purpose));
     let op = if purpose.contains("sign") { "smime-sign" } else { "smime-decrypt" };
     jc.ctx.audit.record_result(jc.session(), op, || info.sha256_hex.clone(), &r);
     r
@@ -330,6 +332,10 @@ pub fn sign_on_loop(
     let generation = ctx.store.try_lock().ok()?.generation();
     let c = cached_check(&ctx.smime.certs, &(signer.to_string(), true), generation)?;
     let fp = crate::store::parse_fingerprint(&format!("sha256:{}", c.info.sha256_hex)).ok()?;
+    if ctx.policy().must_confirm(&fp) {
+        // The user is asked first: that is a blocking job's work.
+        return None;
+    }
     let key = ctx.token.cached_signer(session, &fp).filter(|k| k.signs_fast())?;
     let run = || {
         let out = Bio::mem().map_err(bio_error)?;
@@ -404,7 +410,7 @@ pub fn verify(data: Vec<u8>, content: Option<Vec<u8>>, from: Option<String>, fla
         }
         let mut msg = parse_signed(&data)?;
         let info = verify_in_memory(jc, &mut msg, content.as_deref(), from.as_deref(), flags)?;
-        Ok(Reply::Smime(Box::new(info)))
+        Ok(verdict(jc, info))
     })
 }
 
@@ -412,7 +418,7 @@ pub fn decrypt(data: Vec<u8>, from: Option<String>, flags: u32) -> BlockingJob {
     Box::new(move |jc| {
         check_flags(flags)?;
         check_inline(&data)?;
-        Ok(Reply::Smime(Box::new(decrypt_message(jc, &data, from.as_deref(), flags, 1)?)))
+        Ok(verdict(jc, decrypt_message(jc, &data, from.as_deref(), flags, 1)?))
     })
 }
 
@@ -547,7 +553,14 @@ fn empty_info() -> SmimeInfo {
         digest: String::new(),
         cipher: String::new(),
         content: psm::proto::ByteBuf::new(),
+        result_id: 0,
     }
+}
+
+/// The reply with a verdict, which psmd keeps for `SmimeShowInfo`.
+fn verdict(jc: &JobCtx<'_>, mut info: SmimeInfo) -> Reply {
+    info.result_id = jc.ctx.smime_results.keep(jc.session(), &info);
+    Reply::Smime(Box::new(info))
 }
 
 /// The verdict on a checked signature.
@@ -957,21 +970,21 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let mut msg = Message::parse(&sig)?;
             let input = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
             let info = verify_message(jc, &mut msg, None, Some(&input), None, from.as_deref(), flags)?;
-            Ok(Reply::Smime(Box::new(info)))
+            Ok(verdict(jc, info))
         }
         SmimeOp::Verify { signature: None, from } => {
             let reader = sock.try_clone().map_err(|e| Error::io("data channel", e))?;
             let out = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
             let info = verify_streamed(jc, reader, &out, from.as_deref(), flags)?;
             out.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
-            Ok(Reply::Smime(Box::new(info)))
+            Ok(verdict(jc, info))
         }
         SmimeOp::Decrypt { from } => {
             let reader = sock.try_clone().map_err(|e| Error::io("data channel", e))?;
             let out = Bio::buffered_fd(sock.as_fd()).map_err(bio_error)?;
             let info = decrypt_streamed(jc, reader, &out, from.as_deref(), flags, 1)?;
             out.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
-            Ok(Reply::Smime(Box::new(info)))
+            Ok(verdict(jc, info))
         }
     }
 }

@@ -163,3 +163,78 @@ pub fn security_info(info_json: String) -> BlockingJob {
         show(jc, PageKind::SecurityInfo, format!("The security of your connection to {host}."), details)
     })
 }
+
+/// Verdicts on messages psmd gave, newest last: a session may have psm
+/// show one again in its dialog, and only its own.
+#[derive(Default)]
+pub struct Verdicts {
+    kept: std::sync::Mutex<std::collections::VecDeque<(u64, u64, psm::proto::SmimeInfo)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+/// Verdicts kept (all sessions); older ones can no longer be shown.
+const VERDICTS_KEPT: usize = 256;
+
+impl Verdicts {
+    /// Keeps `info` (without its content) for `session`; returns its id.
+    pub fn keep(&self, session: u64, info: &psm::proto::SmimeInfo) -> u64 {
+        let id = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let mut copy = info.clone();
+        copy.content = psm::proto::ByteBuf::new();
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.push_back((session, id, copy));
+        while kept.len() > VERDICTS_KEPT {
+            kept.pop_front();
+        }
+        id
+    }
+
+    fn get(&self, session: u64, id: u64) -> Option<psm::proto::SmimeInfo> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().find(|(s, i, _)| *s == session && *i == id).map(|(_, _, info)| info.clone())
+    }
+}
+
+/// `SmimeShowInfo`: psm's own verdict on a message, in words.
+pub fn message_info(result_id: u64) -> BlockingJob {
+    Box::new(move |jc| {
+        let info = jc.ctx.smime_results.get(jc.to.session_id, result_id).ok_or_else(|| {
+            Error::new(
+                Code::PSM_ERR_NOT_FOUND,
+                format!("no verdict {result_id} in this session (psm keeps the last {VERDICTS_KEPT})"),
+            )
+        })?;
+        let good = info.status == Code::PSM_OK;
+        let signer = info.signer.as_ref().map(|s| s.subject.clone()).unwrap_or_default();
+        let summary = match (info.signed, good) {
+            (true, true) => format!("A good signature by {signer}."),
+            (true, false) => format!("psm does not vouch for this signature: {}.", info.detail),
+            (false, _) if info.encrypted => "Encrypted, not signed: psm cannot tell who sent it.".to_string(),
+            (false, _) => info.detail.clone(),
+        };
+        let why = if info.signed && good {
+            let anchor = info.chain.last().map(|c| c.subject.clone()).unwrap_or_default();
+            format!(
+                "The message is exactly what {signer} signed ({}). Their certificate was valid for e-mail when \
+                 they signed, and it leads to {anchor}, an authority you trust to vouch for e-mail senders.",
+                info.digest
+            )
+        } else {
+            String::new()
+        };
+        let details = json!({
+            "summary": summary,
+            "good": good,
+            "why": why,
+            "signed": info.signed,
+            "encrypted": info.encrypted,
+            "cipher": info.cipher,
+            "digest": info.digest,
+            "signing_time": info.signing_time,
+            "status_now": format!("{:?}", info.status_now),
+            "now_ok": info.status_now == Code::PSM_OK,
+            "chain": info.chain,
+        });
+        show(jc, PageKind::MessageInfo, "What protects this message.".to_string(), details)
+    })
+}

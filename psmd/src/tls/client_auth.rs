@@ -194,7 +194,11 @@ impl ResolvesClientCert for SharedClientCerts {
 impl ClientCerts {
     fn resolve(&self, hints: &[&[u8]], _sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
         let chosen = self.choose(hints).and_then(|c| match c {
-            Some(sha) => certified_key(&self.ctx, self.session, &sha).map(|k| Some((sha, k))),
+            Some(sha) => {
+                let operation = format!("identify you to {}", self.host);
+                crate::token::confirm_key_use(&self.ctx, self.to, &sha, &operation)?;
+                certified_key(&self.ctx, self.session, &sha).map(|k| Some((sha, k)))
+            }
             None => Ok(None),
         });
         match chosen {

@@ -75,6 +75,8 @@ pub struct TlsContext {
     trust: Mutex<[Option<Generational<TrustSet>>; 5]>,
     /// S/MIME signers' and recipients' certificates, checked and ready.
     pub smime: crate::ops::smime::Cache,
+    /// Verdicts on messages given to each session, for `SmimeShowInfo`.
+    pub smime_results: crate::ops::view::Verdicts,
     /// The audit log (when the policy turns it on).
     pub audit: crate::audit::Audit,
     /// The provider cut down to the policy's suites and groups, and the
@@ -111,6 +113,7 @@ impl TlsContext {
             threads: Arc::new(handshake::Threads::default()),
             trust: Mutex::new(Default::default()),
             smime: Default::default(),
+            smime_results: Default::default(),
             policy: Default::default(),
             audit: Default::default(),
             policy_provider: Mutex::new(None),

@@ -61,6 +61,22 @@ impl RuntimeDir {
         self.dir.path().join("config.toml")
     }
 
+    /// The system policy psmd started for this directory reads
+    /// (`$PSM_POLICY`), if a test wrote one ([`RuntimeDir::write_policy`]).
+    pub fn policy(&self) -> PathBuf {
+        self.dir.path().join("etc").join("policy.toml")
+    }
+
+    /// Writes the policy where psmd will read it: in a directory only its
+    /// owner may write, as psmd demands.
+    pub fn write_policy(&self, text: &str) {
+        let etc = self.dir.path().join("etc");
+        let _ = std::fs::create_dir(&etc);
+        std::fs::set_permissions(&etc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(self.policy(), text).unwrap();
+        std::fs::set_permissions(self.policy(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+
     /// An empty directory to use as `SSL_CERT_DIR`: no system anchors.
     pub fn no_anchors(&self) -> PathBuf {
         let d = self.dir.path().join("no-anchors");
@@ -94,6 +110,17 @@ impl Daemon {
 
     pub fn start_with(extra: &[&str]) -> Daemon {
         Daemon::start_limited(extra, None)
+    }
+
+    /// A psmd under the system policy `text`.
+    pub fn start_with_policy(text: &str) -> Daemon {
+        let rt = RuntimeDir::new();
+        rt.write_policy(text);
+        let child = spawn_psmd_in(&rt, &[], None);
+        let mut d = Daemon { rt, child: Some(child), observer: None };
+        wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
+        d.observer = Some(d.client());
+        d
     }
 
     /// A psmd whose log (stderr) goes to `log`.
@@ -184,6 +211,9 @@ pub fn spawn_psmd_with(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>, st
     cmd.env("PSM_PROFILE", rt.profile()).env_remove("SSL_CERT_FILE").env("SSL_CERT_DIR", rt.no_anchors());
     // Not the developer's own ~/.config/psm/config.toml.
     cmd.env("PSM_CONFIG", rt.user_config());
+    if rt.policy().exists() {
+        cmd.env("PSM_POLICY", rt.policy());
+    }
     if let Some(n) = max_fds {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
         unsafe {
