@@ -268,7 +268,7 @@ fn the_token_password_dialog_asks_again_in_the_same_page_after_a_wrong_password(
 }
 
 #[test]
-fn a_new_password_dialog_wants_it_twice_and_by_the_rules() {
+fn a_new_password_dialog_wants_it_typed_twice() {
     let e = env();
     let c = e.app.client.clone();
     let h = std::thread::spawn(move || c.token_set_password(None, None));
@@ -400,4 +400,85 @@ fn passwords_typed_in_a_dialog_reach_no_log_or_url() {
     let text = std::fs::read_to_string(log.path()).unwrap();
     assert!(text.contains("dialog opened"), "the log is psmd's: {text}");
     assert!(!text.contains("Tr0ub4dor"), "the password is in the log");
+}
+
+/// Loads `url` and submits `form` (its nonce added) as the page's owner.
+fn answer(url: &str, form: &str) -> web::Response {
+    let (cookie, nonce) = open(url);
+    post(url, Some(&origin_of(url)), &[&cookie_header(&cookie)], &format!("nonce={nonce}&{form}"))
+}
+
+#[test]
+fn token_password_questions_are_asked_one_at_a_time() {
+    let e = env();
+    e.d.client().token_set_password(None, Some("shared secret")).unwrap();
+    let second = DialogApp::connect(&e.d.socket(), "second-app");
+    let (c1, c2) = (e.app.client.clone(), second.client.clone());
+    let h1 = std::thread::spawn(move || c1.token_login(None));
+    let (id1, url1, ..) = e.app.next_dialog();
+    let h2 = std::thread::spawn(move || c2.token_login(None));
+    // While the first question is open, the second application waits for
+    // its turn: no dialog yet, and its call has not returned.
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(!second.events.try_iter().any(|ev| matches!(ev, Event::Dialog { .. })));
+    assert!(!h2.is_finished());
+    assert!(answer(&url1, "password=shared+secret").body.contains("window.close()"));
+    h1.join().unwrap().unwrap();
+    e.app.wait_done(id1);
+    let (_, url2, ..) = second.next_dialog();
+    assert!(answer(&url2, "password=shared+secret").body.contains("window.close()"));
+    h2.join().unwrap().unwrap();
+}
+
+#[test]
+fn a_pkcs12_export_password_is_typed_twice_in_a_dialog() {
+    let e = env();
+    let p12 = e.pki.client_a.pkcs12(Some("mine"), "pw");
+    e.app.client.pkcs12_import(&p12, Some("pw")).unwrap();
+    let c = e.app.client.clone();
+    let fp = e.pki.client_a.sha256_hex();
+    let h = std::thread::spawn(move || c.pkcs12_export(&fp, None));
+    let (_, url, ..) = e.app.next_dialog();
+    let (cookie, nonce) = open(&url);
+    let c = cookie_header(&cookie);
+    let origin = origin_of(&url);
+    let r = post(&url, Some(&origin), &[&c], &format!("nonce={nonce}&password=&confirm="));
+    assert!(r.body.contains("must not be empty"), "{}", r.body);
+    let r = post(
+        &url,
+        Some(&origin),
+        &[&c],
+        &format!("nonce={}&password=export+pw&confirm=export+pw", r.nonce()),
+    );
+    assert!(r.body.contains("window.close()"), "{}", r.body);
+    let der = h.join().unwrap().expect("exported with the typed password");
+    // OpenSSL opens it with that password, and finds the key and certificate.
+    let parsed = openssl::pkcs12::Pkcs12::from_der(&der).unwrap().parse2("export pw").unwrap();
+    assert_eq!(parsed.cert.unwrap().to_der().unwrap(), e.pki.client_a.der);
+    assert!(parsed.pkey.is_some());
+}
+
+#[test]
+fn a_new_token_password_must_meet_the_policys_rules_in_the_dialog() {
+    let d = Daemon::start_with_policy("[token]\nmin_password_length = 12\n");
+    let app = DialogApp::connect(&d.socket(), "dialog-test");
+    let c = app.client.clone();
+    let h = std::thread::spawn(move || c.token_set_password(None, None));
+    let (_, url, ..) = app.next_dialog();
+    let (cookie, nonce) = open(&url);
+    let c = cookie_header(&cookie);
+    let origin = origin_of(&url);
+    let r = get(&url, &[&c]);
+    assert!(r.body.contains("At least 12 characters"), "{}", r.body);
+    let r = post(&url, Some(&origin), &[&c], &format!("nonce={nonce}&password=short&confirm=short"));
+    assert!(r.body.contains("at least 12 characters") && r.body.contains("tries left"), "{}", r.body);
+    let r = post(
+        &url,
+        Some(&origin),
+        &[&c],
+        &format!("nonce={}&password=long+enough+pw&confirm=long+enough+pw", r.nonce()),
+    );
+    assert!(r.body.contains("window.close()"), "{}", r.body);
+    h.join().unwrap().unwrap();
+    d.client().token_login(Some("long enough pw")).unwrap();
 }
