@@ -26,6 +26,12 @@ python3 -m venv --help >/dev/null 2>&1 || missing="$missing python3-venv"
 # psm's HTML dialogs in a real browser: headless Chromium and chromedriver.
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+# PKCS#11 tokens: SoftHSM as the token, pkcs11-tool to fill it, and the
+# header the test's hanging wrapper module is compiled against.
+[ -f /usr/lib/softhsm/libsofthsm2.so ] || missing="$missing softhsm2"
+command -v softhsm2-util >/dev/null 2>&1 || missing="$missing softhsm2"
+command -v pkcs11-tool >/dev/null 2>&1 || missing="$missing opensc"
+[ -f /usr/include/p11-kit-1/p11-kit/pkcs11.h ] || missing="$missing libp11-kit-dev"
 if [ -n "$missing" ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "missing:$missing (install them, or run as root so make test can)" >&2

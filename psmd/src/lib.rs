@@ -15,6 +15,7 @@ pub mod listener;
 pub mod logging;
 pub mod mailbox;
 pub mod ops;
+pub mod pkcs11;
 pub mod pki;
 pub mod policy;
 pub mod pool;

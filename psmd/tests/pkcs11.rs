@@ -1,0 +1,393 @@
+//! PKCS#11 tokens with a real module: SoftHSM with tokens made for this
+//! test run, and a wrapper module whose C_Sign hangs. Uses psmd's
+//! `pkcs11` module directly; no daemon is needed.
+//!
+//! SoftHSM is one instance per process and reads `SOFTHSM2_CONF` when it
+//! is first initialized, so every test shares one configuration made once
+//! (by [`fixture`]), and each test uses a token of its own: login state is
+//! per token, and tests run in parallel.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use openssl::bn::BigNum;
+use openssl::ec::{EcGroup, EcKey};
+use openssl::hash::MessageDigest;
+use openssl::nid::Nid;
+use openssl::pkey::{PKey, Public};
+use openssl::rsa::Padding;
+use openssl::sign::{RsaPssSaltlen, Verifier};
+use openssl::x509::{X509, X509NameBuilder};
+use psm::Code;
+use psmd::pkcs11::{KeyKind, Modules, Pkcs11Uri, PresenceChange, sign::ecdsa_raw_to_der};
+use psmd::pki::keys::SigAlg;
+use zeroize::Zeroizing;
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const SO_PIN: &str = "87654321";
+const USER_PIN: &str = "1234";
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tokens this file makes, one per test that logs in.
+const TOKENS: &[&str] = &["psm-list", "psm-login", "psm-sign", "psm-rsa", "psm-hung"];
+
+struct Fixture {
+    dir: PathBuf,
+    /// Each token's EC public key, read from the token (the private key
+    /// never leaves it).
+    ec_public: HashMap<&'static str, Vec<u8>>,
+    rsa_public: Vec<u8>,
+}
+
+fn run(cmd: &mut Command) -> Vec<u8> {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn pkcs11_tool(conf: &Path, token: &str) -> Command {
+    let mut c = Command::new("pkcs11-tool");
+    c.env("SOFTHSM2_CONF", conf).args(["--module", SOFTHSM, "--token-label", token]);
+    c
+}
+
+/// A certificate for `public` (DER SubjectPublicKeyInfo) from a throwaway CA.
+fn issue_certificate(public: &[u8], cn: &str) -> Vec<u8> {
+    let ca = PKey::from_ec_key(
+        EcKey::generate(&EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap()).unwrap(),
+    )
+    .unwrap();
+    let name = |cn: &str| {
+        let mut n = X509NameBuilder::new().unwrap();
+        n.append_entry_by_text("CN", cn).unwrap();
+        n.build()
+    };
+    let mut b = X509::builder().unwrap();
+    b.set_version(2).unwrap();
+    b.set_serial_number(&BigNum::from_u32(1).unwrap().to_asn1_integer().unwrap()).unwrap();
+    b.set_subject_name(&name(cn)).unwrap();
+    b.set_issuer_name(&name("psm test CA")).unwrap();
+    b.set_pubkey(&PKey::public_key_from_der(public).unwrap()).unwrap();
+    b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap()).unwrap();
+    b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(30).unwrap()).unwrap();
+    b.sign(&ca, MessageDigest::sha256()).unwrap();
+    b.build().to_der().unwrap()
+}
+
+/// Makes the SoftHSM configuration and tokens (with separate processes,
+/// before this one initializes SoftHSM): every token gets a P-256 key
+/// generated on it (id 01) and a certificate for it; "psm-rsa" also gets an
+/// RSA-2048 key (id 02).
+fn fixture() -> &'static Fixture {
+    static FIXTURE: OnceLock<Fixture> = OnceLock::new();
+    FIXTURE.get_or_init(|| {
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pkcs11-softhsm");
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tokens")).unwrap();
+        let conf = dir.join("softhsm2.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.join("tokens").display()
+            ),
+        )
+        .unwrap();
+        // SAFETY: set once, before any module is loaded, by the first test
+        // to get here; the others wait on this OnceLock and nothing else in
+        // this binary reads the environment meanwhile.
+        unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
+        let (mut ec_public, mut rsa_public) = (HashMap::new(), Vec::new());
+        for token in TOKENS {
+            run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args([
+                "--init-token",
+                "--free",
+                "--label",
+                token,
+                "--so-pin",
+                SO_PIN,
+                "--pin",
+                USER_PIN,
+            ]));
+            let login = ["--login", "--pin", USER_PIN];
+            run(pkcs11_tool(&conf, token).args(login).args([
+                "--keypairgen",
+                "--key-type",
+                "EC:prime256v1",
+                "--id",
+                "01",
+                "--label",
+                "sign-key",
+                "--usage-sign",
+            ]));
+            let public = dir.join(format!("{token}-ec.der"));
+            run(pkcs11_tool(&conf, token)
+                .args(["--read-object", "--type", "pubkey", "--id", "01", "-o"])
+                .arg(&public));
+            let public = std::fs::read(&public).unwrap();
+            let cert = dir.join(format!("{token}-cert.der"));
+            std::fs::write(&cert, issue_certificate(&public, &format!("user of {token}"))).unwrap();
+            ec_public.insert(*token, public);
+            run(pkcs11_tool(&conf, token).args(login).args(["--write-object"]).arg(&cert).args([
+                "--type",
+                "cert",
+                "--id",
+                "01",
+                "--label",
+                "sign-cert",
+            ]));
+            if *token == "psm-rsa" {
+                run(pkcs11_tool(&conf, token).args(login).args([
+                    "--keypairgen",
+                    "--key-type",
+                    "rsa:2048",
+                    "--id",
+                    "02",
+                    "--label",
+                    "rsa-key",
+                    "--usage-sign",
+                ]));
+                let public = dir.join("rsa.der");
+                run(pkcs11_tool(&conf, token)
+                    .args(["--read-object", "--type", "pubkey", "--id", "02", "-o"])
+                    .arg(&public));
+                rsa_public = std::fs::read(&public).unwrap();
+            }
+        }
+        Fixture { dir, ec_public, rsa_public }
+    })
+}
+
+fn softhsm_only() -> Modules {
+    fixture();
+    let mut m = Modules::new(&[PathBuf::from(SOFTHSM)], TIMEOUT);
+    m.load(Path::new(SOFTHSM)).unwrap();
+    m
+}
+
+fn uri(s: &str) -> Pkcs11Uri {
+    Pkcs11Uri::parse(s).unwrap()
+}
+
+fn pin(p: &str) -> Option<Zeroizing<String>> {
+    Some(Zeroizing::new(p.to_owned()))
+}
+
+fn verify(public: &PKey<Public>, alg: SigAlg, message: &[u8], signature: &[u8]) -> bool {
+    let mut v = Verifier::new(MessageDigest::sha256(), public).unwrap();
+    if alg == SigAlg::RsaPssSha256 {
+        v.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+        v.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+        v.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+    }
+    v.verify_oneshot(signature, message).unwrap()
+}
+
+#[test]
+fn lists_tokens_with_label_manufacturer_model_serial_and_flags() {
+    let modules = softhsm_only();
+    let (tokens, failed) = modules.tokens();
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(tokens.iter().any(|t| !t.flags.token_initialized), "SoftHSM's blank token is listed too");
+    for label in TOKENS {
+        let t =
+            tokens.iter().find(|t| t.label == *label).unwrap_or_else(|| panic!("{label} not in {tokens:?}"));
+        assert_eq!(t.module, Path::new(SOFTHSM).canonicalize().unwrap());
+        assert_eq!(t.manufacturer, "SoftHSM project");
+        assert_eq!(t.model, "SoftHSM v2");
+        assert!(!t.serial.is_empty());
+        assert!(t.flags.token_initialized && t.flags.login_required && t.flags.user_pin_initialized);
+        assert!(!t.flags.protected_authentication_path && !t.flags.user_pin_locked);
+        assert_eq!(t.library.manufacturer, "SoftHSM");
+        // A URI naming the token matches it and no other.
+        let by_label = uri(&format!("pkcs11:token={label};serial={}?module-name=softhsm2", t.serial));
+        assert_eq!(tokens.iter().filter(|t| by_label.matches_token(t)).count(), 1);
+    }
+}
+
+#[test]
+fn presence_polling_reports_present_tokens_once() {
+    let mut modules = softhsm_only();
+    let first = modules.poll_presence();
+    let inserted = first.iter().filter(|c| matches!(c, PresenceChange::Inserted { .. })).count();
+    assert!(inserted >= TOKENS.len(), "{first:?}");
+    assert_eq!(modules.poll_presence(), vec![], "nothing changed since the last poll");
+    // SoftHSM also offers one more slot, with an uninitialized token in it.
+    let slots = modules.loaded()[0].presence().unwrap();
+    assert!(slots.iter().filter(|s| s.token_present).count() > TOKENS.len(), "{slots:?}");
+}
+
+#[test]
+fn a_wrong_pin_is_bad_password_and_the_right_pin_logs_in() {
+    let modules = softhsm_only();
+    let u = uri("pkcs11:token=psm-login;object=sign-key;type=private");
+    // SoftHSM hides private keys until login.
+    assert_eq!(modules.find_key(&u).unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
+    let token = modules.tokens().0.into_iter().find(|t| t.label == "psm-login").unwrap();
+    let module = &modules.loaded()[0];
+    let e = module.login(&token, pin("0000")).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_BAD_PASSWORD);
+    assert!(e.message.contains("psm-login") && e.message.contains("wrong PIN"), "{}", e.message);
+    assert!(!e.message.contains("0000"));
+    module.login(&token, pin(USER_PIN)).unwrap();
+    // Logging in twice is fine.
+    module.login(&token, pin(USER_PIN)).unwrap();
+    let key = modules.find_key(&u).unwrap();
+    assert_eq!((key.kind, key.object.id.as_slice()), (KeyKind::Ec, &[1u8][..]));
+    module.logout(&token).unwrap();
+    assert_eq!(modules.find_key(&u).unwrap_err().code, Code::PSM_ERR_LOGIN_REQUIRED);
+    let e = module.sign(&key, SigAlg::EcdsaSha256, b"after logout").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_LOGIN_REQUIRED, "{}", e.message);
+}
+
+#[test]
+fn finds_the_certificate_and_key_by_uri_and_signs_with_ecdsa_p256() {
+    let modules = softhsm_only();
+    let certs = modules.find_certificates(&uri("pkcs11:token=psm-sign;object=sign-cert")).unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    let cert = X509::from_der(&certs[0].der).unwrap();
+    assert_eq!(certs[0].object.id, [1]);
+    assert_eq!(certs[0].token.label, "psm-sign");
+    // The certificate is for the key generated on the token.
+    assert_eq!(cert.public_key().unwrap().public_key_to_der().unwrap(), fixture().ec_public["psm-sign"]);
+    // Certificates are public: no login needed; a type or id that does not
+    // match finds nothing.
+    assert!(modules.find_certificates(&uri("pkcs11:token=psm-sign;type=private")).unwrap().is_empty());
+    assert!(modules.find_certificates(&uri("pkcs11:token=psm-sign;id=%02")).unwrap().is_empty());
+
+    let token = certs[0].token.clone();
+    modules.loaded()[0].login(&token, pin(USER_PIN)).unwrap();
+    // The key that goes with the certificate: same token, same CKA_ID.
+    let key = modules.find_key(&uri("pkcs11:token=psm-sign;id=%01;type=private")).unwrap();
+    let message = b"signed on the token, verified by OpenSSL";
+    let raw = modules.loaded()[0].sign(&key, SigAlg::EcdsaSha256, message).unwrap();
+    assert_eq!(raw.len(), 64, "CKM_ECDSA on P-256 returns r || s");
+    let der = ecdsa_raw_to_der(&raw).unwrap();
+    assert!(verify(&cert.public_key().unwrap(), SigAlg::EcdsaSha256, message, &der));
+    assert!(!verify(&cert.public_key().unwrap(), SigAlg::EcdsaSha256, b"another message", &der));
+    // An RSA algorithm with an EC key is refused before the token is asked.
+    let e = modules.loaded()[0].sign(&key, SigAlg::RsaPkcs1Sha256, message).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT);
+}
+
+#[test]
+fn signs_with_an_rsa_key_on_the_token_pkcs1_and_pss() {
+    let modules = softhsm_only();
+    let token = modules.tokens().0.into_iter().find(|t| t.label == "psm-rsa").unwrap();
+    modules.loaded()[0].login(&token, pin(USER_PIN)).unwrap();
+    let key = modules.find_key(&uri("pkcs11:token=psm-rsa;object=rsa-key")).unwrap();
+    assert_eq!(key.kind, KeyKind::Rsa);
+    let public = PKey::public_key_from_der(&fixture().rsa_public).unwrap();
+    for alg in [SigAlg::RsaPkcs1Sha256, SigAlg::RsaPssSha256] {
+        let sig = modules.loaded()[0].sign(&key, alg, b"RSA on a token").unwrap();
+        assert_eq!(sig.len(), 256);
+        assert!(verify(&public, alg, b"RSA on a token", &sig), "{alg:?}");
+    }
+}
+
+#[test]
+fn a_module_not_in_the_allowlist_is_refused() {
+    fixture();
+    let mut modules = Modules::new(&[PathBuf::from("/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so")], TIMEOUT);
+    let e = modules.load(Path::new(SOFTHSM)).err().unwrap();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY);
+    assert!(e.message.contains(SOFTHSM) && e.message.contains("pkcs11.modules"), "{}", e.message);
+    assert!(modules.loaded().is_empty());
+
+    // Listed, but a copy anyone may overwrite.
+    let copy = fixture().dir.join("libsofthsm2-copy.so");
+    std::fs::copy(SOFTHSM, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    let mut modules = Modules::new(std::slice::from_ref(&copy), TIMEOUT);
+    let e = modules.load(&copy).err().unwrap();
+    assert_eq!(e.code, Code::PSM_ERR_POLICY);
+    assert!(e.message.contains("writable"), "{}", e.message);
+}
+
+/// Builds the wrapper module whose C_Sign sleeps for an hour.
+fn sleepy_module() -> PathBuf {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libsleepy-pkcs11.so");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pkcs11/sleepy_module.c");
+    run(Command::new("cc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-Wall",
+            "-Wextra",
+            "-Wpedantic",
+            "-Werror",
+            "-I/usr/include/p11-kit-1",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&src)
+        .arg("-ldl"));
+    out
+}
+
+#[test]
+fn a_hung_module_times_out_and_the_other_module_keeps_signing() {
+    fixture();
+    let sleepy = sleepy_module();
+    let timeout = Duration::from_secs(2);
+    let mut modules = Modules::new(&[PathBuf::from(SOFTHSM), sleepy.clone()], timeout);
+    let plain = modules.load(Path::new(SOFTHSM)).unwrap();
+    let hung = modules.load(&sleepy).unwrap();
+    let token = plain.tokens().unwrap().into_iter().find(|t| t.label == "psm-hung").unwrap();
+    plain.login(&token, pin(USER_PIN)).unwrap();
+    let by = |module: &Path| {
+        uri(&format!("pkcs11:token=psm-hung;id=%01;type=private?module-path={}", module.display()))
+    };
+    let plain_key = modules.find_key(&by(plain.path())).unwrap();
+    let hung_key = modules.find_key(&by(hung.path())).unwrap();
+
+    let stuck = {
+        let hung = hung.clone();
+        std::thread::spawn(move || {
+            let started = Instant::now();
+            (hung.sign(&hung_key, SigAlg::EcdsaSha256, b"never signed"), started.elapsed())
+        })
+    };
+    // While the wrapper's C_Sign sleeps, SoftHSM itself keeps signing.
+    let public = PKey::public_key_from_der(&fixture().ec_public["psm-hung"]).unwrap();
+    let mut signed = 0;
+    while !stuck.is_finished() {
+        let started = Instant::now();
+        let raw = plain.sign(&plain_key, SigAlg::EcdsaSha256, b"meanwhile").unwrap();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(verify(&public, SigAlg::EcdsaSha256, b"meanwhile", &ecdsa_raw_to_der(&raw).unwrap()));
+        signed += 1;
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(signed > 5, "only {signed} signatures while the other module hung");
+    let (result, took) = stuck.join().unwrap();
+    let e = result.unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_TIMEOUT);
+    assert!(
+        e.message.contains(&sleepy.display().to_string()) && e.message.contains("C_Sign"),
+        "{}",
+        e.message
+    );
+    assert!(took >= timeout && took < timeout + Duration::from_secs(2), "{took:?}");
+
+    // Later calls into the hung module fail at once; the others go on.
+    assert!(hung.hung().is_some());
+    let started = Instant::now();
+    let e = hung.tokens().unwrap_err();
+    assert!(started.elapsed() < Duration::from_millis(200));
+    assert_eq!(e.code, Code::PSM_ERR_TIMEOUT);
+    assert!(e.message.contains("is hung: C_Sign"), "{}", e.message);
+    let (tokens, failed) = modules.tokens();
+    assert!(tokens.iter().any(|t| t.label == "psm-hung" && t.module == plain.path()));
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].0, hung.path());
+    plain.sign(&plain_key, SigAlg::EcdsaSha256, b"still fine").unwrap();
+}
