@@ -45,6 +45,7 @@
 //! | `applications.allowed` | all | no | executables (absolute paths) allowed to connect |
 //! | `audit.enabled` | false | turn on | a line per private-key use and trust decision in `audit.log` |
 //! | `keys.confirm_use` | none | no | certificates (SHA-256 hex) whose private key is used only after the user allowed it in psm's dialog, each time; `["all"]` for every key |
+//! | `pkcs11.modules` | none | no | PKCS#11 modules psmd loads (absolute paths; the file and its directories must not be writable by others); nothing else is ever loaded |
 //! | `locked.settings` | none | no | the user settings the user's config cannot change |
 
 pub mod user;
@@ -91,6 +92,9 @@ pub struct Policy {
     /// for every key.
     pub confirm_keys: Vec<[u8; 32]>,
     pub confirm_all_keys: bool,
+    /// PKCS#11 modules psmd loads (absolute paths); nothing else is ever
+    /// loaded, and no application can ask for another.
+    pub pkcs11_modules: Vec<PathBuf>,
     pub idle_timeout_secs: u64,
     pub app_password_prompts: bool,
     pub audit: bool,
@@ -131,6 +135,7 @@ impl Default for Policy {
             distrusted_issuer_serial: Vec::new(),
             confirm_keys: Vec::new(),
             confirm_all_keys: false,
+            pkcs11_modules: Vec::new(),
             idle_timeout_secs: 30 * 60,
             app_password_prompts: true,
             audit: false,
@@ -175,6 +180,7 @@ impl Policy {
                     .collect::<Vec<_>>(),
             },
             "audit": { "enabled": self.audit },
+            "pkcs11": { "modules": self.pkcs11_modules.iter().map(|p| p.display().to_string()).collect::<Vec<_>>() },
             "keys": {
                 "confirm_use": if self.confirm_all_keys {
                     vec![serde_json::json!("all")]
@@ -266,7 +272,7 @@ fn unknown(what: &str, name: &str, known: &[&str]) -> String {
 
 /// Every setting, and whether a user's config.toml may set it (within the
 /// policy's bounds, unless the policy locks it: see [`user`]).
-const SETTINGS: [(&str, bool); 16] = [
+const SETTINGS: [(&str, bool); 17] = [
     ("tls.min_version", true),
     ("tls.cipher_suites", false),
     ("tls.groups", false),
@@ -282,11 +288,12 @@ const SETTINGS: [(&str, bool); 16] = [
     ("applications.allowed", false),
     ("audit.enabled", true),
     ("keys.confirm_use", false),
+    ("pkcs11.modules", false),
     ("locked.settings", false),
 ];
 
-const SECTIONS: [&str; 9] =
-    ["tls", "trust", "overrides", "pkcs12", "token", "applications", "audit", "keys", "locked"];
+const SECTIONS: [&str; 10] =
+    ["tls", "trust", "overrides", "pkcs12", "pkcs11", "token", "applications", "audit", "keys", "locked"];
 
 /// The settings a user may set (and the policy may lock).
 fn user_settings() -> impl Iterator<Item = &'static str> {
@@ -540,6 +547,23 @@ fn parse_as(text: &str, kind: Kind) -> Result<(Policy, Vec<&'static str>), Vec<P
                             None => problems.push(Problem {
                                 line,
                                 message: format!("{full} lists fingerprints as strings"),
+                            }),
+                        }
+                    }
+                }
+                "pkcs11.modules" => {
+                    let Some(arr) = v.as_array() else {
+                        bad(format!(
+                            "{full} must be a list of module paths, e.g. [\"/usr/lib/softhsm/libsofthsm2.so\"]"
+                        ));
+                        continue;
+                    };
+                    for item in arr.iter() {
+                        match item.get_ref().as_str() {
+                            Some(s) if s.starts_with('/') => p.pkcs11_modules.push(PathBuf::from(s)),
+                            _ => problems.push(Problem {
+                                line: line_of(text, item.span().start),
+                                message: format!("{full}: every entry must be an absolute path to a module"),
                             }),
                         }
                     }

@@ -784,3 +784,40 @@ fn keys_confirm_use_rejects_what_is_not_a_fingerprint() {
     assert_eq!(problems.len(), 2, "{problems:?}");
     assert!(problems.iter().all(|(line, _)| *line == 2), "{problems:?}");
 }
+
+#[test]
+fn only_the_pkcs11_modules_the_policy_names_are_loaded() {
+    const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    // A copy of the same module that anybody could replace: never loaded.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let open_copy = dir.path().join("libopen.so");
+    std::fs::copy(SOFTHSM, &open_copy).unwrap();
+    std::fs::set_permissions(&open_copy, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let policy = PolicyFile::new(&format!(
+        "[pkcs11]\nmodules = [\"{SOFTHSM}\", \"{}\", \"/nonexistent/libnone.so\"]\n",
+        open_copy.display()
+    ));
+    let d = Daemon::start(&policy);
+    let status = d.status();
+    let modules = status["pkcs11"]["modules"].as_array().unwrap().clone();
+    assert_eq!(modules.len(), 3, "{status:#}");
+    assert_eq!(modules[0]["path"], SOFTHSM);
+    assert_eq!(modules[0]["loaded"], true, "{:#}", modules[0]);
+    assert_eq!(modules[1]["loaded"], false);
+    assert!(modules[1]["error"].as_str().unwrap().contains("writable"), "{:#}", modules[1]);
+    assert_eq!(modules[2]["loaded"], false);
+    assert!(modules[2]["error"].is_string(), "{:#}", modules[2]);
+
+    // A policy that names none: none stays loaded after a reload.
+    let c = d.client();
+    policy.write("[audit]\nenabled = false\n");
+    d.sighup();
+    wait_until("the modules are gone", || {
+        d.status()["pkcs11"]["modules"].as_array().is_some_and(|m| m.is_empty())
+    });
+    // And a policy path that is not absolute is a problem, with its line.
+    let problems = c.policy_check("[pkcs11]\nmodules = [\"libsofthsm2.so\"]\n").unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, 2);
+}

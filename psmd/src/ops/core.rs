@@ -51,6 +51,7 @@ pub fn status(
         "channel_list": channel_list,
         "token": { "has_password": has_password, "logged_in_sessions": logged_in },
         "policy": stats.tls.policy().to_json(),
+        "pkcs11": stats.tls.pkcs11_json(),
         "requests_failed": stats.requests_failed,
         "operations": stats
             .operations

@@ -48,6 +48,17 @@ pub const MAX_HANDSHAKES: usize = 512;
 /// A value and the store generation it was built at.
 type Generational<T> = (u64, Arc<T>);
 
+/// How long one PKCS#11 call may take before its module counts as hung.
+pub const PKCS11_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The PKCS#11 modules loaded for the policy in force.
+#[derive(Default)]
+pub struct Pkcs11State {
+    pub paths: Vec<std::path::PathBuf>,
+    pub modules: Option<crate::pkcs11::Modules>,
+    pub errors: Vec<(std::path::PathBuf, String)>,
+}
+
 /// What every TLS connection shares: the crypto provider, the resumption
 /// caches, the verifier's view of the store, and the way to ask the user.
 pub struct TlsContext {
@@ -77,6 +88,8 @@ pub struct TlsContext {
     pub smime: crate::ops::smime::Cache,
     /// Verdicts on messages given to each session, for `SmimeShowInfo`.
     pub smime_results: crate::ops::view::Verdicts,
+    /// The PKCS#11 modules the policy names, as loaded.
+    pub pkcs11: Mutex<Pkcs11State>,
     /// The audit log (when the policy turns it on).
     pub audit: crate::audit::Audit,
     /// The provider cut down to the policy's suites and groups, and the
@@ -114,6 +127,7 @@ impl TlsContext {
             trust: Mutex::new(Default::default()),
             smime: Default::default(),
             smime_results: Default::default(),
+            pkcs11: Default::default(),
             policy: Default::default(),
             audit: Default::default(),
             policy_provider: Mutex::new(None),
@@ -171,6 +185,7 @@ impl TlsContext {
         let changed = **cur != p;
         *cur = Arc::new(p);
         drop(cur);
+        self.load_modules();
         if changed {
             // Everything judged under the old trust settings is judged again:
             // trust sets, S/MIME verdicts, and TLS sessions to resume.
@@ -179,6 +194,51 @@ impl TlsContext {
             self.resumption.lock().unwrap_or_else(|p| p.into_inner()).0 = u64::MAX;
         }
         changed
+    }
+
+    /// Loads the PKCS#11 modules the policy names when the list changed
+    /// (at start and on reload); the ones that fail are reported in Status
+    /// and the others carry on. No other module is ever loaded.
+    fn load_modules(&self) {
+        let wanted = self.policy().pkcs11_modules.clone();
+        let mut st = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
+        if st.paths == wanted && (st.modules.is_some() || wanted.is_empty()) {
+            return;
+        }
+        st.paths = wanted.clone();
+        st.errors.clear();
+        st.modules = None;
+        if wanted.is_empty() {
+            return;
+        }
+        let mut modules = crate::pkcs11::Modules::new(&wanted, PKCS11_TIMEOUT);
+        for (path, e) in modules.load_all() {
+            tracing::warn!(module = %path.display(), "PKCS#11 module not loaded: {}", e.message);
+            st.errors.push((path, e.message));
+        }
+        tracing::info!(loaded = modules.loaded().len(), "PKCS#11 modules from the policy");
+        st.modules = Some(modules);
+    }
+
+    /// The modules for Status: each path the policy names, loaded or why not.
+    pub fn pkcs11_json(&self) -> serde_json::Value {
+        let st = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
+        let loaded: Vec<std::path::PathBuf> =
+            st.modules.iter().flat_map(|m| m.loaded().iter().map(|m| m.path().to_path_buf())).collect();
+        let list: Vec<serde_json::Value> = st
+            .paths
+            .iter()
+            .map(|p| {
+                let canonical = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
+                let error = st.errors.iter().find(|(e, _)| e == p).map(|(_, m)| m.clone());
+                serde_json::json!({
+                    "path": p.display().to_string(),
+                    "loaded": error.is_none() && loaded.contains(&canonical),
+                    "error": error,
+                })
+            })
+            .collect();
+        serde_json::json!({ "modules": list })
     }
 
     pub fn lock_store(&self) -> std::sync::MutexGuard<'_, Store> {
