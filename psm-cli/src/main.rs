@@ -157,6 +157,21 @@ enum KeyCmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Write a new certificate request (PKCS#10, PEM) for the key of a
+    /// stored certificate (to renew it, or to have another CA certify the
+    /// key), to FILE or standard output.
+    Csr {
+        /// The certificate: nickname, e-mail address or sha256:<hex>.
+        cert: String,
+        /// Subject, e.g. "CN=Alice,O=Example".
+        #[arg(long)]
+        subject: String,
+        /// Subject alternative names: dns:NAME, ip:ADDRESS, email:ADDRESS.
+        #[arg(long)]
+        san: Vec<String>,
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -746,6 +761,12 @@ fn key(cli: &Cli, cmd: &KeyCmd) -> Outcome {
             let csr = c.key_generate(kind, subject, nickname.as_deref(), &sans);
             eprintln!(" {:.1} s", started.elapsed().as_secs_f64());
             let csr = csr?;
+            write_out(output, &pem("CERTIFICATE REQUEST", &csr), false)
+        }
+        KeyCmd::Csr { cert, subject, san, output } => {
+            let found = c.cert_find(cert)?;
+            let sans: Vec<&str> = san.iter().map(String::as_str).collect();
+            let csr = c.key_csr(&found.sha256_hex, subject, &sans)?;
             write_out(output, &pem("CERTIFICATE REQUEST", &csr), false)
         }
     }

@@ -260,6 +260,32 @@ fn keys_and_token_passwords_come_from_a_descriptor_or_the_terminal() {
     assert_eq!(wrong.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("wrong password"));
 
+    // A new request for the imported key (a renewal): openssl accepts it,
+    // and its public key is the certificate's.
+    let list = e.json(&["cert", "list"]);
+    let with_key = list.as_array().unwrap().iter().find(|c| c["has_private_key"] == true).expect("the key");
+    let name = format!("sha256:{}", with_key["sha256"].as_str().unwrap());
+    let renewal = e.dir.path().join("renew.csr");
+    e.ok(&[
+        "key",
+        "csr",
+        &name,
+        "--subject",
+        "CN=renewed",
+        "--san",
+        "dns:www.example.test",
+        "-o",
+        renewal.to_str().unwrap(),
+    ]);
+    openssl(e.dir.path(), &["req", "-in", "renew.csr", "-noout", "-verify"]);
+    openssl(e.dir.path(), &["req", "-in", "renew.csr", "-noout", "-pubkey", "-out", "renew.pub"]);
+    openssl(e.dir.path(), &["x509", "-in", "srv.pem", "-noout", "-pubkey", "-out", "srv.pub"]);
+    assert_eq!(
+        std::fs::read(e.dir.path().join("renew.pub")).unwrap(),
+        std::fs::read(e.dir.path().join("srv.pub")).unwrap()
+    );
+    assert_eq!(e.run(&["key", "csr", "sha256:00", "--subject", "CN=x"]).status.code(), Some(1));
+
     // Key generation writes a CSR openssl accepts.
     let csr = e.dir.path().join("new.csr");
     let out = e.ok(&[

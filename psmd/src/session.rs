@@ -244,6 +244,9 @@ impl Session {
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
             }
+            Request::KeyCsr { sha256_hex, subject_dn, sans } => {
+                ops::key::csr(stats, self.id, sha256_hex, subject_dn, sans)
+            }
             Request::KeySign { sha256_hex, alg, data }
                 if crate::store::parse_fingerprint(&sha256_hex)
                     .is_ok_and(|fp| stats.tls.policy().must_confirm(&fp)) =>
@@ -284,7 +287,22 @@ impl Session {
             Request::PolicyReload => Outcome::PolicyReload,
             Request::OverrideList => ops::cert::override_list(stats),
             Request::OverrideDelete { host, port } => ops::cert::override_delete(stats, host, port),
-            Request::PolicyCheck { text } => problems(crate::policy::parse(&text).err()),
+            Request::PolicyCheck { text } => match crate::policy::parse(&text) {
+                Err(p) => problems(Some(p)),
+                // A policy psmd could run: what it would mean with this store.
+                Ok(policy) => {
+                    let store = stats.store.clone();
+                    let line = text
+                        .lines()
+                        .position(|l| l.trim_start().starts_with("distrusted"))
+                        .map_or(1, |i| i + 1);
+                    Outcome::Work(Box::new(move || {
+                        let store = store.lock().unwrap_or_else(|p| p.into_inner());
+                        let warnings = ops::cert::policy_warnings(&store, &policy)?;
+                        Ok(Reply::Problems(warnings.into_iter().map(|w| (line as u32, w)).collect()))
+                    }))
+                }
+            },
             Request::ConfigCheck { text } => problems(crate::policy::parse_user(&text).err()),
             Request::SslStepUp { channel } => Outcome::StepUp(channel),
             Request::SslInfo { channel } => Outcome::SslInfo(channel),

@@ -821,3 +821,25 @@ fn only_the_pkcs11_modules_the_policy_names_are_loaded() {
     assert_eq!(problems.len(), 1, "{problems:?}");
     assert_eq!(problems[0].0, 2);
 }
+
+#[test]
+fn a_policy_that_distrusts_every_anchor_is_reported() {
+    let pki = Pki::new();
+    let text = format!("[trust]\ndistrusted = [\"{}\"]\n", pki.root.cert.sha256_hex());
+    let policy = PolicyFile::new(&text);
+    let d = Daemon::start(&policy);
+    let c = d.client();
+    c.cert_import(&pki.root.cert.pem(), Some("root"), TRUST_CA_TLS_SERVER).unwrap();
+    // `psm policy check` explains it, with the line ...
+    let problems = c.policy_check(&text).unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].0, 2);
+    assert!(problems[0].1.contains("every trust anchor psm knows (1)"), "{problems:?}");
+    assert!(c.policy_check("[audit]\nenabled = true\n").unwrap().is_empty());
+    // ... and psmd, which runs it (the administrator may mean it), says so
+    // in its log and Status.
+    d.sighup();
+    wait_until("Status warns", || {
+        d.status()["policy_warnings"][0].as_str().is_some_and(|w| w.contains("every trust anchor"))
+    });
+}

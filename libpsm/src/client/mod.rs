@@ -301,6 +301,17 @@ impl Client {
 
     /// Generates a key in the token and returns a PKCS#10 request (DER).
     /// `sans`: "dns:NAME", "ip:ADDRESS", "email:ADDRESS".
+    /// A new certificate request (PEM-less PKCS#10 DER) for the key of the
+    /// stored certificate `sha256_hex`, with `subject_dn` and `sans`
+    /// ("dns:NAME", "ip:ADDRESS", "email:ADDRESS").
+    pub fn key_csr(&self, sha256_hex: &str, subject_dn: &str, sans: &[&str]) -> Result<Vec<u8>> {
+        self.bytes(Request::KeyCsr {
+            sha256_hex: sha256_hex.to_string(),
+            subject_dn: subject_dn.to_string(),
+            sans: sans.iter().map(|s| s.to_string()).collect(),
+        })
+    }
+
     pub fn key_generate(
         &self,
         kind: KeyKind,

@@ -213,6 +213,11 @@ mod tests {
             Request::SslShowInfo { channel: 7 },
             Request::ConfigCheck { text: "[token]\nidle_timeout_secs = 60\n".into() },
             Request::SmimeShowInfo { result_id: 9 },
+            Request::KeyCsr {
+                sha256_hex: "cd".repeat(32),
+                subject_dn: "CN=x".into(),
+                sans: vec!["dns:x".into()],
+            },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
                 flags: 0,

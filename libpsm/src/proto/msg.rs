@@ -314,6 +314,14 @@ pub enum Request {
     SmimeShowInfo {
         result_id: u64,
     },
+    /// A new certificate request (PKCS#10, DER) for the key of a stored
+    /// certificate: renewal, or a certificate from another CA. Replies
+    /// `Bytes`.
+    KeyCsr {
+        sha256_hex: String,
+        subject_dn: String,
+        sans: Vec<String>,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -338,7 +346,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 49;
+pub const REQUEST_KINDS: u32 = 50;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -496,6 +504,7 @@ impl Request {
             Request::SslShowInfo { .. } => "SslShowInfo",
             Request::ConfigCheck { .. } => "ConfigCheck",
             Request::SmimeShowInfo { .. } => "SmimeShowInfo",
+            Request::KeyCsr { .. } => "KeyCsr",
         }
     }
 }

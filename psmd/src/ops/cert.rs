@@ -183,3 +183,32 @@ pub fn override_delete(shared: &Shared, host: String, port: u16) -> Outcome {
         _ => Ok(Reply::Done),
     })
 }
+
+/// What would be wrong, though not unreadable, in running under `policy`
+/// with this store: a policy that distrusts every trust anchor psm knows
+/// leaves nothing that can verify.
+pub fn policy_warnings(store: &Store, policy: &crate::policy::Policy) -> Result<Vec<String>, Error> {
+    const CA_BITS: u32 = psm::proto::TRUST_CA_TLS_SERVER
+        | psm::proto::TRUST_CA_TLS_CLIENT
+        | psm::proto::TRUST_CA_EMAIL
+        | psm::proto::TRUST_CA_CODE;
+    let mut anchors: Vec<Vec<u8>> = store
+        .all_with_trust()?
+        .into_iter()
+        .filter(|r| r.trust & CA_BITS != 0 && r.trust & TRUST_DISTRUSTED == 0)
+        .map(|r| r.der)
+        .collect();
+    anchors.extend(policy.anchors.iter().cloned());
+    let mut set = TrustSet::default();
+    apply_policy(&mut set, policy);
+    let left = anchors.iter().filter(|a| !set.is_distrusted(a)).count();
+    Ok(if !anchors.is_empty() && left == 0 {
+        vec![format!(
+            "trust.distrusted distrusts every trust anchor psm knows ({}): no server, client or e-mail \
+             certificate can verify while this policy is in force",
+            anchors.len()
+        )]
+    } else {
+        Vec::new()
+    })
+}

@@ -52,6 +52,7 @@ pub fn status(
         "token": { "has_password": has_password, "logged_in_sessions": logged_in },
         "policy": stats.tls.policy().to_json(),
         "pkcs11": stats.tls.pkcs11_json(),
+        "policy_warnings": *stats.tls.policy_warnings.lock().unwrap_or_else(|p| p.into_inner()),
         "requests_failed": stats.requests_failed,
         "operations": stats
             .operations

@@ -92,6 +92,30 @@ pub fn generate(
     })
 }
 
+/// `KeyCsr`: a request for the key of a stored certificate.
+pub fn csr(
+    shared: &Shared,
+    session: u64,
+    sha256_hex: String,
+    subject_dn: String,
+    sans: Vec<String>,
+) -> Outcome {
+    let (store, token) = (shared.store.clone(), shared.token.clone());
+    work(move || {
+        let fp = parse_fingerprint(&sha256_hex)?;
+        let sans = sans.iter().map(|s| parse_san(s)).collect::<Result<Vec<_>, _>>()?;
+        let row = {
+            let store = store.lock().unwrap_or_else(|p| p.into_inner());
+            store.key_for_spki(&store.cert_spki(&fp)?)?
+        };
+        let row = row.ok_or_else(|| {
+            Error::new(Code::PSM_ERR_NOT_FOUND, "psm holds no private key for this certificate")
+        })?;
+        let pkcs8 = row.open(&*token.master(session)?)?;
+        Ok(Reply::Bytes(keys::make_csr(&pkcs8, &subject_dn, &sans)?))
+    })
+}
+
 pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, data: Vec<u8>) -> Outcome {
     let fp = match parse_fingerprint(&sha256_hex) {
         Ok(fp) => fp,

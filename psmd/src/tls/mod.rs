@@ -90,6 +90,9 @@ pub struct TlsContext {
     pub smime_results: crate::ops::view::Verdicts,
     /// The PKCS#11 modules the policy names, as loaded.
     pub pkcs11: Mutex<Pkcs11State>,
+    /// What is wrong, though psmd runs it, with the policy in force (it
+    /// distrusts every anchor): logged and shown in Status.
+    pub policy_warnings: Mutex<Vec<String>>,
     /// The audit log (when the policy turns it on).
     pub audit: crate::audit::Audit,
     /// The provider cut down to the policy's suites and groups, and the
@@ -128,6 +131,7 @@ impl TlsContext {
             smime: Default::default(),
             smime_results: Default::default(),
             pkcs11: Default::default(),
+            policy_warnings: Default::default(),
             policy: Default::default(),
             audit: Default::default(),
             policy_provider: Mutex::new(None),
@@ -186,6 +190,12 @@ impl TlsContext {
         *cur = Arc::new(p);
         drop(cur);
         self.load_modules();
+        let warnings =
+            crate::ops::cert::policy_warnings(&self.lock_store(), &self.policy()).unwrap_or_default();
+        for w in &warnings {
+            tracing::error!("policy: {w}");
+        }
+        *self.policy_warnings.lock().unwrap_or_else(|p| p.into_inner()) = warnings;
         if changed {
             // Everything judged under the old trust settings is judged again:
             // trust sets, S/MIME verdicts, and TLS sessions to resume.
