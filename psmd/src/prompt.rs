@@ -128,13 +128,16 @@ pub struct Prompts {
     me: OnceLock<std::sync::Weak<Prompts>>,
 }
 
-fn random32() -> [u8; 32] {
+/// 256 random bits: URL tokens, cookies, form nonces.
+pub(crate) fn random32() -> [u8; 32] {
     let mut b = [0u8; 32];
     getrandom::fill(&mut b).expect("the kernel's random source failed");
     b
 }
 
-fn sha256(b: &[u8]) -> [u8; 32] {
+/// What a dialog is looked up by: the SHA-256 of its URL token, so that
+/// the token itself is kept nowhere but in the URL.
+pub(crate) fn token_hash(b: &[u8]) -> [u8; 32] {
     use sha2::Digest;
     sha2::Sha256::digest(b).into()
 }
@@ -352,7 +355,7 @@ impl Prompts {
             exe: ui.exe.clone(),
         });
         let web = Web {
-            token_hash: sha256(&token),
+            token_hash: token_hash(&token),
             cookie: None,
             nonce: random32(),
             page,

@@ -29,7 +29,7 @@
 pub mod front;
 mod pages;
 
-use crate::prompt::{Lookup, Prompts, Verdict};
+use crate::prompt::{Lookup, Prompts, Verdict, random32, token_hash};
 use psm::proto::{PromptKind, Secret};
 use psm::{Code, Error};
 use serde::Serialize;
@@ -307,10 +307,7 @@ impl Handler {
         let Some(token) = path.strip_prefix("/d/").and_then(parse_token) else {
             return self.message(404, "Not found", "There is no such page.");
         };
-        let token_hash: [u8; 32] = {
-            use sha2::Digest;
-            sha2::Sha256::digest(token).into()
-        };
+        let token_hash = token_hash(&token);
         let Some(prompts) = self.prompts.upgrade() else {
             return self.message(503, "Unavailable", "psm is stopping.");
         };
@@ -495,10 +492,4 @@ fn parse_token(s: &str) -> Option<[u8; 32]> {
     let mut out = [0u8; 32];
     (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then_some(())?;
     hex::decode_to_slice(s, &mut out).ok().map(|_| out)
-}
-
-fn random32() -> [u8; 32] {
-    let mut b = [0u8; 32];
-    getrandom::fill(&mut b).expect("the kernel's random source failed");
-    b
 }
