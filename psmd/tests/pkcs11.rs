@@ -7,6 +7,8 @@
 //! (by [`fixture`]), and each test uses a token of its own: login state is
 //! per token, and tests run in parallel.
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -312,31 +314,10 @@ fn a_module_not_in_the_allowlist_is_refused() {
     assert!(e.message.contains("writable"), "{}", e.message);
 }
 
-/// Builds the wrapper module whose C_Sign sleeps for an hour.
-fn sleepy_module() -> PathBuf {
-    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("libsleepy-pkcs11.so");
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pkcs11/sleepy_module.c");
-    run(Command::new("cc")
-        .args([
-            "-shared",
-            "-fPIC",
-            "-Wall",
-            "-Wextra",
-            "-Wpedantic",
-            "-Werror",
-            "-I/usr/include/p11-kit-1",
-            "-o",
-        ])
-        .arg(&out)
-        .arg(&src)
-        .arg("-ldl"));
-    out
-}
-
 #[test]
 fn a_hung_module_times_out_and_the_other_module_keeps_signing() {
     fixture();
-    let sleepy = sleepy_module();
+    let sleepy = common::pkcs11_test_module("sleepy_module");
     let timeout = Duration::from_secs(2);
     let mut modules = Modules::new(&[PathBuf::from(SOFTHSM), sleepy.clone()], timeout);
     let plain = modules.load(Path::new(SOFTHSM)).unwrap();

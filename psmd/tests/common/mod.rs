@@ -282,6 +282,36 @@ pub fn alive(pid: i32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok()
 }
 
+/// Builds the PKCS#11 test module `psmd/tests/pkcs11/{name}.c` (a wrapper
+/// over SoftHSM) into a shared object, once per process, and returns its
+/// path: `lib{name}.so` in a directory of the target's tmp dir. Both are
+/// made 0755, as psmd refuses a module that its group or others could
+/// replace. Another test binary may build the same module at the same
+/// time: each compiles to a file of its own and renames it into place.
+pub fn pkcs11_test_module(name: &str) -> PathBuf {
+    static BUILT: std::sync::Mutex<std::collections::BTreeMap<String, PathBuf>> =
+        std::sync::Mutex::new(std::collections::BTreeMap::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(out) = built.get(name) {
+        return out.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/pkcs11").join(format!("{name}.c"));
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pkcs11-modules");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.join(format!("lib{name}.so"));
+    let partial = dir.join(format!(".lib{name}.so.{}", std::process::id()));
+    const FLAGS: &[&str] = &["-shared", "-fPIC", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-pthread"];
+    let mut cc = Command::new("cc");
+    cc.args(FLAGS).arg("-I/usr/include/p11-kit-1").arg("-o").arg(&partial).arg(&src).arg("-ldl");
+    let result = cc.output().unwrap_or_else(|e| panic!("{cc:?}: {e}"));
+    assert!(result.status.success(), "{cc:?}:\n{}", String::from_utf8_lossy(&result.stderr));
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::rename(&partial, &out).unwrap();
+    built.insert(name.to_owned(), out.clone());
+    out
+}
+
 /// A connection speaking the wire protocol by hand, for hostile input.
 pub struct RawConn {
     pub stream: UnixStream,
