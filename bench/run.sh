@@ -17,8 +17,16 @@
 # missing and possible) as references, with a fresh psmd pinned to CPU 0.
 # TLS_BYTES (default 1G), TLS_RUNS (3), TLS_SECONDS (3) and TLS_ROUND_TRIPS
 # (20000) override its defaults.
-# BENCH_ONLY=ping (ping-bench and digest_bench), sign, smime or tls runs
-# that part alone.
+# Then p11sign-bench, on a fresh psmd: ECDSA P-256 signatures with a key on
+# a SoftHSM token, through psmd against calling SoftHSM in-process (SHA-256
+# + C_SignInit + C_Sign). The token ("psm-bench", PIN 1234) lives in a
+# private SoftHSM configuration here, the key pair is generated on it with
+# pkcs11-tool and its certificate is made with the openssl CLI; psmd gets
+# SOFTHSM2_CONF and a system policy ($PSM_POLICY) whose pkcs11.modules
+# lists SoftHSM. P11SIGN_N (default 5000) is the number of signatures per
+# row. Skipped without SoftHSM, softhsm2-util, pkcs11-tool or openssl.
+# BENCH_ONLY=ping (ping-bench and digest_bench), sign, smime, tls or pkcs11
+# runs that part alone.
 
 set -eu
 
@@ -29,8 +37,8 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 
 ONLY=${BENCH_ONLY:-}
 case $ONLY in
-'' | ping | sign | smime | tls) ;;
-*) echo "run.sh: BENCH_ONLY=$ONLY; expected ping, sign, smime or tls" >&2; exit 1 ;;
+'' | ping | sign | smime | tls | pkcs11) ;;
+*) echo "run.sh: BENCH_ONLY=$ONLY; expected ping, sign, smime, tls or pkcs11" >&2; exit 1 ;;
 esac
 
 # want PART: whether this run includes PART.
@@ -38,7 +46,7 @@ want() {
     [ -z "$ONLY" ] || [ "$ONLY" = "$1" ]
 }
 
-for f in "$BUILD/psmd" "$BENCH/ping-bench" "$BENCH/sign-bench" "$BENCH/smime-bench"; do
+for f in "$BUILD/psmd" "$BENCH/ping-bench" "$BENCH/sign-bench" "$BENCH/smime-bench" "$BENCH/p11sign-bench"; do
     [ -x "$f" ] || { echo "run.sh: $f is missing; run 'make bench'" >&2; exit 1; }
 done
 
@@ -263,4 +271,69 @@ if want tls && [ -x "$BUILD/tls-bench" ]; then
     "$BUILD/tls-bench" run --dir "$dir/tls" --bytes "${TLS_BYTES:-1G}" --runs "${TLS_RUNS:-3}" \
         --seconds "${TLS_SECONDS:-3}" --round-trips "${TLS_ROUND_TRIPS:-20000}"
     stop_daemon
+fi
+
+P11_MODULE=/usr/lib/softhsm/libsofthsm2.so
+P11_TOKEN=psm-bench
+P11_PIN=1234
+
+have_softhsm() {
+    [ -f "$P11_MODULE" ] || return 1
+    for tool in softhsm2-util pkcs11-tool openssl; do
+        command -v "$tool" >/dev/null 2>&1 || return 1
+    done
+}
+
+# make_p11_token DIR: a SoftHSM configuration DIR/softhsm2.conf whose token
+# $P11_TOKEN (user PIN $P11_PIN) holds an EC P-256 key pair generated on it
+# (id 01, label bench) and a certificate for it (the same id and label,
+# also in DIR/bench.der) that a throwaway CA issued, for p11sign-bench.
+make_p11_token() {
+    mkdir -m 700 "$1" "$1/tokens"
+    printf 'directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n' \
+        "$1/tokens" >"$1/softhsm2.conf"
+    (
+        export SOFTHSM2_CONF="$1/softhsm2.conf"
+        p11() {
+            pkcs11-tool --module "$P11_MODULE" --token-label "$P11_TOKEN" "$@"
+        }
+        cd "$1" &&
+            softhsm2-util --init-token --free --label "$P11_TOKEN" --so-pin 87654321 \
+                --pin "$P11_PIN" &&
+            p11 --login --pin "$P11_PIN" --keypairgen --key-type EC:prime256v1 --id 01 \
+                --label bench --usage-sign &&
+            p11 --read-object --type pubkey --id 01 -o pub.der &&
+            openssl pkey -pubin -inform DER -in pub.der -out pub.pem &&
+            openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+                -out ca.pem -days 2 -subj "/CN=p11sign-bench CA" \
+                -addext "basicConstraints=critical,CA:true" \
+                -addext "keyUsage=critical,keyCertSign,cRLSign" &&
+            openssl x509 -new -subj "/CN=p11sign-bench" -force_pubkey pub.pem -CA ca.pem \
+                -CAkey ca.key -days 2 -outform DER -out bench.der &&
+            p11 --login --pin "$P11_PIN" --write-object bench.der --type cert --id 01 \
+                --label bench
+    ) >>"$dir/softhsm.log" 2>&1 || { tail -n 5 "$dir/softhsm.log" >&2; return 1; }
+}
+
+# write_p11_policy FILE: a system policy that lets psmd load SoftHSM, in a
+# directory only its owner may write, as psmd demands.
+write_p11_policy() {
+    mkdir -m 755 "$(dirname "$1")"
+    printf '[pkcs11]\nmodules = ["%s"]\n' "$P11_MODULE" >"$1"
+    chmod 644 "$1"
+}
+
+if want pkcs11; then
+    echo "== pkcs11: ECDSA P-256 with a key on SoftHSM, psm_key_sign against in-process C_Sign (fresh psmd)"
+    if have_softhsm; then
+        make_p11_token "$dir/p11"
+        write_p11_policy "$dir/p11-etc/policy.toml"
+        start_daemon env PSM_POLICY="$dir/p11-etc/policy.toml" SOFTHSM2_CONF="$dir/p11/softhsm2.conf"
+        SOFTHSM2_CONF="$dir/p11/softhsm2.conf" "$BENCH/p11sign-bench" "$P11_MODULE" "$P11_TOKEN" \
+            "$P11_PIN" "$dir/p11/bench.der" "${P11SIGN_N:-5000}"
+        stop_daemon
+    else
+        echo "(no $P11_MODULE, softhsm2-util, pkcs11-tool or openssl: skipped)"
+    fi
+    echo
 fi
