@@ -157,7 +157,8 @@ static int verify_der(X509 *x509, const unsigned char *der, size_t len)
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     int ok;
 
-    ok = md != NULL && EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x509)) == 1 &&
+    ok = md != NULL &&
+         EVP_DigestVerifyInit(md, NULL, EVP_sha256(), NULL, X509_get0_pubkey(x509)) == 1 &&
          EVP_DigestVerify(md, der, len, message, sizeof message) == 1;
     if (!ok)
         ERR_print_errors_fp(stderr);
@@ -175,7 +176,8 @@ static int verify_raw(X509 *x509, const unsigned char *raw, size_t len)
     int der_len = -1;
     int ok = 0;
 
-    if (len == RAW_SIG_LEN && sig != NULL && r != NULL && s != NULL && ECDSA_SIG_set0(sig, r, s) == 1) {
+    if (len == RAW_SIG_LEN && sig != NULL && r != NULL && s != NULL &&
+        ECDSA_SIG_set0(sig, r, s) == 1) {
         r = s = NULL; /* sig owns them */
         der_len = i2d_ECDSA_SIG(sig, &der);
     }
@@ -272,7 +274,8 @@ static int p11_open(struct p11 *p, const char *module, const char *token, const 
     rv = p->f->C_FindObjects(p->session, &p->key, 1, &found);
     (void)p->f->C_FindObjectsFinal(p->session);
     if (rv != CKR_OK || found != 1) {
-        fprintf(stderr, "p11sign-bench: token %s has no private key with CKA_ID %02x\n", token, KEY_ID);
+        fprintf(stderr, "p11sign-bench: token %s has no private key with CKA_ID %02x\n", token,
+                KEY_ID);
         return -1;
     }
     return 0;
@@ -392,8 +395,9 @@ static int psm_login(psm_conn *conn, const char *token, const char *pin)
             t = candidate;
     }
     if (t == NULL) {
-        fprintf(stderr, "p11sign-bench: psm half: psmd lists no token %s among its %lu (is the module in "
-                        "the policy's pkcs11.modules, and SOFTHSM2_CONF set for psmd?):",
+        fprintf(stderr,
+                "p11sign-bench: psm half: psmd lists no token %s among its %lu (is the module in "
+                "the policy's pkcs11.modules, and SOFTHSM2_CONF set for psmd?):",
                 token, (unsigned long)n);
         for (i = 0; i < n; i++) {
             const psm_token *other = psm_tokens_get(list, i);
@@ -451,8 +455,9 @@ static int bench_psm(const char *token, const char *pin, X509 *x509, long calls,
         goto cleanup;
     }
     if (want_len <= 0 || der_len != (size_t)want_len || memcmp(der, want, der_len) != 0) {
-        fprintf(stderr, "p11sign-bench: psm half: psm found a certificate for %s that is not the one "
-                        "on the token\n",
+        fprintf(stderr,
+                "p11sign-bench: psm half: psm found a certificate for %s that is not the one "
+                "on the token\n",
                 uri);
         goto cleanup;
     }

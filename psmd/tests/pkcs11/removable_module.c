@@ -77,7 +77,8 @@ static int removed(void)
     return out;
 }
 
-static CK_RV removable_get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR list, CK_ULONG_PTR count)
+static CK_RV removable_get_slot_list(CK_BBOOL token_present, CK_SLOT_ID_PTR list,
+                                     CK_ULONG_PTR count)
 {
     if (token_present && removed()) {
         if (count == NULL) {
@@ -102,22 +103,22 @@ static CK_RV removable_get_slot_info(CK_SLOT_ID slot, CK_SLOT_INFO_PTR info)
 
 /* A wrapper that fails with `error` while the tokens are out and forwards
  * to SoftHSM otherwise. */
-#define GUARDED(name, error, params, args)                                                   \
-    static CK_RV removable_##name params                                                     \
-    {                                                                                        \
-        if (removed()) {                                                                     \
-            return error;                                                                    \
-        }                                                                                    \
-        return real->name args;                                                              \
+#define GUARDED(name, error, params, args)                                                         \
+    static CK_RV removable_##name params                                                           \
+    {                                                                                              \
+        if (removed()) {                                                                           \
+            return error;                                                                          \
+        }                                                                                          \
+        return real->name args;                                                                    \
     }
 #define SLOT_CALL(name, params, args) GUARDED(name, CKR_TOKEN_NOT_PRESENT, params, args)
 #define SESSION_CALL(name, params, args) GUARDED(name, CKR_DEVICE_REMOVED, params, args)
 /* Passes through, after noticing a removal (which may close the session). */
-#define NOTICING(name, params, args)                                                         \
-    static CK_RV removable_##name params                                                     \
-    {                                                                                        \
-        (void)removed();                                                                     \
-        return real->name args;                                                              \
+#define NOTICING(name, params, args)                                                               \
+    static CK_RV removable_##name params                                                           \
+    {                                                                                              \
+        (void)removed();                                                                           \
+        return real->name args;                                                                    \
     }
 
 NOTICING(C_GetInfo, (CK_INFO_PTR info), (info))
@@ -133,10 +134,12 @@ SLOT_CALL(C_GetMechanismList, (CK_SLOT_ID slot, CK_MECHANISM_TYPE_PTR list, CK_U
           (slot, list, count))
 SLOT_CALL(C_GetMechanismInfo, (CK_SLOT_ID slot, CK_MECHANISM_TYPE type, CK_MECHANISM_INFO_PTR info),
           (slot, type, info))
-SLOT_CALL(C_InitToken, (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len, CK_UTF8CHAR_PTR label),
+SLOT_CALL(C_InitToken,
+          (CK_SLOT_ID slot, CK_UTF8CHAR_PTR pin, CK_ULONG pin_len, CK_UTF8CHAR_PTR label),
           (slot, pin, pin_len, label))
 SLOT_CALL(C_OpenSession,
-          (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify, CK_SESSION_HANDLE_PTR s),
+          (CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
+           CK_SESSION_HANDLE_PTR s),
           (slot, flags, app, notify, s))
 
 SESSION_CALL(C_InitPIN, (CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG len), (s, pin, len))
@@ -165,9 +168,11 @@ SESSION_CALL(C_DestroyObject, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o), (s, o))
 SESSION_CALL(C_GetObjectSize, (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ULONG_PTR size),
              (s, o, size))
 SESSION_CALL(C_GetAttributeValue,
-             (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n), (s, o, t, n))
+             (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n),
+             (s, o, t, n))
 SESSION_CALL(C_SetAttributeValue,
-             (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n), (s, o, t, n))
+             (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n),
+             (s, o, t, n))
 SESSION_CALL(C_FindObjectsInit, (CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n), (s, t, n))
 SESSION_CALL(C_FindObjects,
              (CK_SESSION_HANDLE s, CK_OBJECT_HANDLE_PTR o, CK_ULONG max, CK_ULONG_PTR n),
@@ -175,18 +180,18 @@ SESSION_CALL(C_FindObjects,
 SESSION_CALL(C_FindObjectsFinal, (CK_SESSION_HANDLE s), (s))
 
 /* The Init, one-shot, Update and Final calls of an operation. */
-#define OPERATION(op)                                                                        \
-    SESSION_CALL(C_##op##Init, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), \
-                 (s, m, k))                                                                  \
-    SESSION_CALL(C_##op,                                                                     \
-                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,      \
-                  CK_ULONG_PTR out_len),                                                     \
-                 (s, in, in_len, out, out_len))                                              \
-    SESSION_CALL(C_##op##Update,                                                             \
-                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,      \
-                  CK_ULONG_PTR out_len),                                                     \
-                 (s, in, in_len, out, out_len))                                              \
-    SESSION_CALL(C_##op##Final, (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG_PTR out_len), \
+#define OPERATION(op)                                                                              \
+    SESSION_CALL(C_##op##Init, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k),      \
+                 (s, m, k))                                                                        \
+    SESSION_CALL(C_##op,                                                                           \
+                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,           \
+                  CK_ULONG_PTR out_len),                                                           \
+                 (s, in, in_len, out, out_len))                                                    \
+    SESSION_CALL(C_##op##Update,                                                                   \
+                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,           \
+                  CK_ULONG_PTR out_len),                                                           \
+                 (s, in, in_len, out, out_len))                                                    \
+    SESSION_CALL(C_##op##Final, (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG_PTR out_len),      \
                  (s, out, out_len))
 
 OPERATION(Encrypt)
@@ -219,7 +224,8 @@ SESSION_CALL(C_SignRecover,
 
 SESSION_CALL(C_VerifyInit, (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k), (s, m, k))
 SESSION_CALL(C_Verify,
-             (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR sig, CK_ULONG sig_len),
+             (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR sig,
+              CK_ULONG sig_len),
              (s, in, in_len, sig, sig_len))
 SESSION_CALL(C_VerifyUpdate, (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG len), (s, in, len))
 SESSION_CALL(C_VerifyFinal, (CK_SESSION_HANDLE s, CK_BYTE_PTR sig, CK_ULONG sig_len),
@@ -232,10 +238,10 @@ SESSION_CALL(C_VerifyRecover,
              (s, sig, sig_len, out, out_len))
 
 /* The dual-function Update calls. */
-#define DUAL(name)                                                                           \
-    SESSION_CALL(name,                                                                       \
-                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,      \
-                  CK_ULONG_PTR out_len),                                                     \
+#define DUAL(name)                                                                                 \
+    SESSION_CALL(name,                                                                             \
+                 (CK_SESSION_HANDLE s, CK_BYTE_PTR in, CK_ULONG in_len, CK_BYTE_PTR out,           \
+                  CK_ULONG_PTR out_len),                                                           \
                  (s, in, in_len, out, out_len))
 DUAL(C_DigestEncryptUpdate)
 DUAL(C_DecryptDigestUpdate)
@@ -252,8 +258,8 @@ SESSION_CALL(C_GenerateKeyPair,
               CK_OBJECT_HANDLE_PTR priv),
              (s, m, pub_t, pub_n, priv_t, priv_n, pub, priv))
 SESSION_CALL(C_WrapKey,
-             (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE wrapping, CK_OBJECT_HANDLE k,
-              CK_BYTE_PTR out, CK_ULONG_PTR out_len),
+             (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE wrapping,
+              CK_OBJECT_HANDLE k, CK_BYTE_PTR out, CK_ULONG_PTR out_len),
              (s, m, wrapping, k, out, out_len))
 SESSION_CALL(C_UnwrapKey,
              (CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE unwrapping, CK_BYTE_PTR in,
