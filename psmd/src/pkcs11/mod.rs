@@ -124,6 +124,16 @@ pub struct TokenKey {
     pub kind: KeyKind,
 }
 
+/// How an RSA key on a token decrypts ([`Module::decrypt_rsa`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RsaDecrypt {
+    /// `CKM_RSA_PKCS`: the token checks and removes PKCS#1 v1.5 padding.
+    Pkcs1,
+    /// `CKM_RSA_X_509`: the raw private operation; the caller removes the
+    /// padding (OpenSSL does, for OAEP).
+    Raw,
+}
+
 /// A token appearing in or leaving a slot, found by [`Modules::poll_presence`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PresenceChange {
