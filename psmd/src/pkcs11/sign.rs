@@ -3,7 +3,9 @@
 //! `CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`). These are the
 //! mechanisms nearly every smart card has, where the hash-and-sign ones
 //! (`CKM_SHA256_RSA_PKCS`) are often missing, and only a digest crosses into
-//! the token, whatever the message's size.
+//! the token, whatever the message's size. OpenSSL keys on a token
+//! ([`super::ossl`]) hash and pad themselves and hand over the result
+//! ([`RawSign`]).
 
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
