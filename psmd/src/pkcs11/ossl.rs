@@ -294,7 +294,7 @@ unsafe extern "C" fn free_context(
         return;
     }
     // SAFETY: every non-null value under our index is a Box<Context> from
-    // `attach` or `dup_context`, and OpenSSL frees a key's ex_data once.
+    // `adopt` or `dup_context`, and OpenSSL frees a key's ex_data once.
     let context = unsafe { Box::from_raw(ptr.cast::<Context>()) };
     // Dropping the last handle on a module shuts its thread down; nothing
     // it does may unwind into OpenSSL.
