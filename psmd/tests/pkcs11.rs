@@ -10,21 +10,32 @@
 mod common;
 
 use std::collections::HashMap;
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use foreign_types::ForeignType;
 use openssl::bn::BigNum;
+use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
 use openssl::hash::MessageDigest;
 use openssl::nid::Nid;
-use openssl::pkey::{PKey, Public};
+use openssl::pkey::{Id, PKey, Private, Public};
+use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
-use openssl::sign::{RsaPssSaltlen, Verifier};
+use openssl::sign::{RsaPssSaltlen, Signer, Verifier};
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
 use openssl::x509::{X509, X509NameBuilder};
 use psm::Code;
-use psmd::pkcs11::{KeyKind, Modules, Pkcs11Uri, PresenceChange, sign::ecdsa_raw_to_der};
+use psmd::pkcs11::ossl::{take_error, token_pkey};
+use psmd::pkcs11::{
+    KeyKind, Module, Modules, ObjectInfo, ObjectType, Pkcs11Uri, PresenceChange, TokenKey,
+    sign::ecdsa_raw_to_der,
+};
 use psmd::pki::keys::SigAlg;
 use zeroize::Zeroizing;
 
@@ -33,15 +44,19 @@ const SO_PIN: &str = "87654321";
 const USER_PIN: &str = "1234";
 const TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The tokens this file makes, one per test that logs in.
-const TOKENS: &[&str] = &["psm-list", "psm-login", "psm-sign", "psm-rsa", "psm-hung"];
+/// The tokens this file makes, one per test that logs in (the OpenSSL
+/// key tests share "psm-ossl": none of them logs out).
+const TOKENS: &[&str] =
+    &["psm-list", "psm-login", "psm-sign", "psm-rsa", "psm-hung", "psm-ossl", "psm-ossl-login"];
+/// The tokens that also get an RSA-2048 key and certificate (id 02).
+const RSA_TOKENS: &[&str] = &["psm-rsa", "psm-ossl"];
 
 struct Fixture {
     dir: PathBuf,
     /// Each token's EC public key, read from the token (the private key
     /// never leaves it).
     ec_public: HashMap<&'static str, Vec<u8>>,
-    rsa_public: Vec<u8>,
+    rsa_public: HashMap<&'static str, Vec<u8>>,
 }
 
 fn run(cmd: &mut Command) -> Vec<u8> {
@@ -84,10 +99,44 @@ fn issue_certificate(public: &[u8], cn: &str) -> Vec<u8> {
     b.build().to_der().unwrap()
 }
 
+/// A key pair to generate on a token, and the labels of the key and of
+/// its certificate (which shares the key's id).
+struct KeyPair {
+    key_type: &'static str,
+    id: &'static str,
+    key: &'static str,
+    cert: &'static str,
+}
+
+/// Generates `pair` on `token`, issues a certificate for it and stores that
+/// on the token; returns the public key (DER SubjectPublicKeyInfo).
+fn key_and_certificate(conf: &Path, token: &str, pair: &KeyPair, usage: &[&str]) -> Vec<u8> {
+    let dir = conf.parent().unwrap();
+    let login = ["--login", "--pin", USER_PIN];
+    run(pkcs11_tool(conf, token)
+        .args(login)
+        .args(["--keypairgen", "--key-type", pair.key_type, "--id", pair.id, "--label", pair.key])
+        .args(usage));
+    let public = dir.join(format!("{token}-{}.der", pair.key));
+    run(pkcs11_tool(conf, token)
+        .args(["--read-object", "--type", "pubkey", "--id", pair.id, "-o"])
+        .arg(&public));
+    let public = std::fs::read(&public).unwrap();
+    let cert = dir.join(format!("{token}-{}.der", pair.cert));
+    std::fs::write(&cert, issue_certificate(&public, &format!("{} of {token}", pair.key))).unwrap();
+    run(pkcs11_tool(conf, token)
+        .args(login)
+        .args(["--write-object"])
+        .arg(&cert)
+        .args(["--type", "cert", "--id", pair.id, "--label", pair.cert]));
+    public
+}
+
 /// Makes the SoftHSM configuration and tokens (with separate processes,
 /// before this one initializes SoftHSM): every token gets a P-256 key
-/// generated on it (id 01) and a certificate for it; "psm-rsa" also gets an
-/// RSA-2048 key (id 02).
+/// generated on it (id 01) and a certificate for it; the [`RSA_TOKENS`]
+/// also get an RSA-2048 key that signs and decrypts, and its certificate
+/// (id 02).
 fn fixture() -> &'static Fixture {
     static FIXTURE: OnceLock<Fixture> = OnceLock::new();
     FIXTURE.get_or_init(|| {
@@ -107,7 +156,7 @@ fn fixture() -> &'static Fixture {
         // to get here; the others wait on this OnceLock and nothing else in
         // this binary reads the environment meanwhile.
         unsafe { std::env::set_var("SOFTHSM2_CONF", &conf) };
-        let (mut ec_public, mut rsa_public) = (HashMap::new(), Vec::new());
+        let (mut ec_public, mut rsa_public) = (HashMap::new(), HashMap::new());
         for token in TOKENS {
             run(Command::new("softhsm2-util").env("SOFTHSM2_CONF", &conf).args([
                 "--init-token",
@@ -119,49 +168,12 @@ fn fixture() -> &'static Fixture {
                 "--pin",
                 USER_PIN,
             ]));
-            let login = ["--login", "--pin", USER_PIN];
-            run(pkcs11_tool(&conf, token).args(login).args([
-                "--keypairgen",
-                "--key-type",
-                "EC:prime256v1",
-                "--id",
-                "01",
-                "--label",
-                "sign-key",
-                "--usage-sign",
-            ]));
-            let public = dir.join(format!("{token}-ec.der"));
-            run(pkcs11_tool(&conf, token)
-                .args(["--read-object", "--type", "pubkey", "--id", "01", "-o"])
-                .arg(&public));
-            let public = std::fs::read(&public).unwrap();
-            let cert = dir.join(format!("{token}-cert.der"));
-            std::fs::write(&cert, issue_certificate(&public, &format!("user of {token}"))).unwrap();
-            ec_public.insert(*token, public);
-            run(pkcs11_tool(&conf, token).args(login).args(["--write-object"]).arg(&cert).args([
-                "--type",
-                "cert",
-                "--id",
-                "01",
-                "--label",
-                "sign-cert",
-            ]));
-            if *token == "psm-rsa" {
-                run(pkcs11_tool(&conf, token).args(login).args([
-                    "--keypairgen",
-                    "--key-type",
-                    "rsa:2048",
-                    "--id",
-                    "02",
-                    "--label",
-                    "rsa-key",
-                    "--usage-sign",
-                ]));
-                let public = dir.join("rsa.der");
-                run(pkcs11_tool(&conf, token)
-                    .args(["--read-object", "--type", "pubkey", "--id", "02", "-o"])
-                    .arg(&public));
-                rsa_public = std::fs::read(&public).unwrap();
+            let ec = KeyPair { key_type: "EC:prime256v1", id: "01", key: "sign-key", cert: "sign-cert" };
+            ec_public.insert(*token, key_and_certificate(&conf, token, &ec, &["--usage-sign"]));
+            if RSA_TOKENS.contains(token) {
+                let rsa = KeyPair { key_type: "rsa:2048", id: "02", key: "rsa-key", cert: "rsa-cert" };
+                let usage = ["--usage-sign", "--usage-decrypt"];
+                rsa_public.insert(*token, key_and_certificate(&conf, token, &rsa, &usage));
             }
         }
         Fixture { dir, ec_public, rsa_public }
@@ -287,7 +299,7 @@ fn signs_with_an_rsa_key_on_the_token_pkcs1_and_pss() {
     modules.loaded()[0].login(&token, pin(USER_PIN)).unwrap();
     let key = modules.find_key(&uri("pkcs11:token=psm-rsa;object=rsa-key")).unwrap();
     assert_eq!(key.kind, KeyKind::Rsa);
-    let public = PKey::public_key_from_der(&fixture().rsa_public).unwrap();
+    let public = PKey::public_key_from_der(&fixture().rsa_public["psm-rsa"]).unwrap();
     for alg in [SigAlg::RsaPkcs1Sha256, SigAlg::RsaPssSha256] {
         let sig = modules.loaded()[0].sign(&key, alg, b"RSA on a token").unwrap();
         assert_eq!(sig.len(), 256);
@@ -371,4 +383,174 @@ fn a_hung_module_times_out_and_the_other_module_keeps_signing() {
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0].0, hung.path());
     plain.sign(&plain_key, SigAlg::EcdsaSha256, b"still fine").unwrap();
+}
+
+/// Logs in to `label` and returns its module, the private key with CKA_ID
+/// `id` and the certificate with the same id, as psmd pairs them.
+fn logged_in_key_and_certificate(label: &str, id: u8) -> (Arc<Module>, TokenKey, X509) {
+    let modules = softhsm_only();
+    let module = modules.loaded()[0].clone();
+    let token = module.tokens().unwrap().into_iter().find(|t| t.label == label).unwrap();
+    module.login(&token, pin(USER_PIN)).unwrap();
+    let key = modules.find_key(&uri(&format!("pkcs11:token={label};id=%{id:02x};type=private"))).unwrap();
+    let certs = modules.find_certificates(&uri(&format!("pkcs11:token={label};id=%{id:02x}"))).unwrap();
+    assert_eq!(certs.len(), 1, "{certs:?}");
+    (module, key, X509::from_der(&certs[0].der).unwrap())
+}
+
+/// Signs `data` into a CMS SignedData with the token key and checks the
+/// signature with OpenSSL in-process and with the `openssl cms` command.
+fn assert_cms_signature_verifies(pkey: &PKey<Private>, cert: &X509, name: &str) {
+    let data = b"CMS content signed by a key that stays on the token";
+    let cms = CmsContentInfo::sign(Some(cert), Some(pkey), None, Some(data), CMSOptions::BINARY)
+        .unwrap_or_else(|e| panic!("{name}: {e} ({:?})", take_error()));
+    assert_eq!(take_error(), None);
+    let der = cms.to_der().unwrap();
+
+    let mut certs = Stack::new().unwrap();
+    certs.push(cert.clone()).unwrap();
+    let mut content = Vec::new();
+    let mut parsed = CmsContentInfo::from_der(&der).unwrap();
+    parsed.verify(Some(&certs), None, None, Some(&mut content), CMSOptions::NOVERIFY).unwrap();
+    assert_eq!(content, data);
+
+    let (signed, cert_pem) =
+        (fixture().dir.join(format!("{name}.cms")), fixture().dir.join(format!("{name}.pem")));
+    std::fs::write(&signed, &der).unwrap();
+    std::fs::write(&cert_pem, cert.to_pem().unwrap()).unwrap();
+    let out = run(Command::new("openssl")
+        .args(["cms", "-verify", "-noverify", "-binary", "-inform", "DER", "-in"])
+        .arg(&signed)
+        .arg("-certfile")
+        .arg(&cert_pem));
+    assert_eq!(out, data);
+}
+
+/// The OpenSSL key for the key with CKA_ID `id` on "psm-ossl" (1: P-256,
+/// 2: RSA-2048), and its certificate.
+fn ossl_token_pkey(id: u8) -> (PKey<Private>, X509) {
+    let (module, key, cert) = logged_in_key_and_certificate("psm-ossl", id);
+    let want = if id == 1 { (KeyKind::Ec, Id::EC) } else { (KeyKind::Rsa, Id::RSA) };
+    assert_eq!(key.kind, want.0);
+    let pkey = token_pkey(module, key, &cert.to_der().unwrap()).unwrap();
+    assert_eq!(pkey.id(), want.1);
+    (pkey, cert)
+}
+
+#[test]
+fn cms_signed_with_an_ec_token_key_verifies_against_its_certificate() {
+    let (pkey, cert) = ossl_token_pkey(1);
+    assert_cms_signature_verifies(&pkey, &cert, "ossl-ec");
+}
+
+#[test]
+fn cms_signed_with_an_rsa_token_key_verifies_against_its_certificate() {
+    let (pkey, cert) = ossl_token_pkey(2);
+    assert_cms_signature_verifies(&pkey, &cert, "ossl-rsa");
+}
+
+#[test]
+fn rsa_pss_through_openssl_uses_the_raw_private_operation_on_the_token() {
+    let (pkey, cert) = ossl_token_pkey(2);
+    let message = b"PSS padding is OpenSSL's, the private operation the token's";
+    let mut signer = Signer::new(MessageDigest::sha256(), &pkey).unwrap();
+    signer.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+    signer.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH).unwrap();
+    signer.set_rsa_mgf1_md(MessageDigest::sha256()).unwrap();
+    let sig = signer.sign_oneshot_to_vec(message).unwrap();
+    assert_eq!(sig.len(), 256);
+    assert!(verify(&cert.public_key().unwrap(), SigAlg::RsaPssSha256, message, &sig));
+}
+
+#[test]
+fn cms_encrypted_to_the_rsa_certificate_decrypts_with_the_token_key() {
+    let (pkey, cert) = ossl_token_pkey(2);
+    let mut recipients = Stack::new().unwrap();
+    recipients.push(cert.clone()).unwrap();
+    let secret = b"only the token can unwrap the content key";
+    let cms =
+        CmsContentInfo::encrypt(&recipients, secret, Cipher::aes_256_cbc(), CMSOptions::BINARY).unwrap();
+    let cms = CmsContentInfo::from_der(&cms.to_der().unwrap()).unwrap();
+    let plain = cms.decrypt(&pkey, &cert).unwrap_or_else(|e| panic!("{e} ({:?})", take_error()));
+    assert_eq!(plain, secret);
+
+    // OAEP: OpenSSL removes the padding from the token's raw result.
+    let public = cert.public_key().unwrap();
+    let mut enc = PkeyCtx::new(&public).unwrap();
+    enc.encrypt_init().unwrap();
+    enc.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+    let mut wrapped = Vec::new();
+    enc.encrypt_to_vec(b"an OAEP-wrapped key", &mut wrapped).unwrap();
+    let mut dec = PkeyCtx::new(&pkey).unwrap();
+    dec.decrypt_init().unwrap();
+    dec.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+    let mut unwrapped = Vec::new();
+    dec.decrypt_to_vec(&wrapped, &mut unwrapped).unwrap();
+    assert_eq!(unwrapped, b"an OAEP-wrapped key");
+}
+
+#[test]
+fn before_login_a_token_key_operation_fails_with_login_required() {
+    let modules = softhsm_only();
+    let module = modules.loaded()[0].clone();
+    let token = module.tokens().unwrap().into_iter().find(|t| t.label == "psm-ossl-login").unwrap();
+    // Certificates are public: the key is named by its certificate's id
+    // before anyone has logged in.
+    let cert = modules.find_certificates(&uri("pkcs11:token=psm-ossl-login;id=%01")).unwrap().remove(0);
+    let key = TokenKey {
+        token: token.clone(),
+        object: ObjectInfo { class: ObjectType::PrivateKey, label: "sign-key".into(), id: vec![1] },
+        kind: KeyKind::Ec,
+    };
+    let x509 = X509::from_der(&cert.der).unwrap();
+    let pkey = token_pkey(module.clone(), key, &cert.der).unwrap();
+    let data = b"signed after login only";
+    assert!(CmsContentInfo::sign(Some(&x509), Some(&pkey), None, Some(data), CMSOptions::BINARY).is_err());
+    let e = take_error().expect("the token's reason is kept");
+    assert_eq!(e.code, Code::PSM_ERR_LOGIN_REQUIRED, "{}", e.message);
+    assert!(e.message.contains("psm-ossl-login"), "{}", e.message);
+    assert_eq!(take_error(), None, "taking the error clears it");
+
+    module.login(&token, pin(USER_PIN)).unwrap();
+    CmsContentInfo::sign(Some(&x509), Some(&pkey), None, Some(data), CMSOptions::BINARY).unwrap();
+    assert_eq!(take_error(), None);
+}
+
+unsafe extern "C" {
+    fn X509_check_private_key(cert: *const openssl_sys::X509, pkey: *const openssl_sys::EVP_PKEY) -> c_int;
+}
+
+#[test]
+fn a_token_pkey_matches_its_certificate_and_it_and_its_copies_hold_the_module_while_they_live() {
+    let (module, key, cert) = logged_in_key_and_certificate("psm-ossl", 2);
+    let (_, ec_key, ec_cert) = logged_in_key_and_certificate("psm-ossl", 1);
+    let before = Arc::strong_count(&module);
+    let pkey = token_pkey(module.clone(), key.clone(), &cert.to_der().unwrap()).unwrap();
+    assert_eq!(Arc::strong_count(&module), before + 1, "the key holds the module");
+    assert!(pkey.public_eq(&cert.public_key().unwrap()));
+    // SAFETY: both pointers are live for the call.
+    assert_eq!(unsafe { X509_check_private_key(cert.as_ptr(), pkey.as_ptr()) }, 1);
+    // SAFETY: as above.
+    assert_eq!(unsafe { X509_check_private_key(ec_cert.as_ptr(), pkey.as_ptr()) }, 0);
+    let _ = openssl::error::ErrorStack::get();
+    let ec = token_pkey(module.clone(), ec_key, &ec_cert.to_der().unwrap()).unwrap();
+    assert!(ec.public_eq(&ec_cert.public_key().unwrap()));
+    // SAFETY: as above.
+    assert_eq!(unsafe { X509_check_private_key(ec_cert.as_ptr(), ec.as_ptr()) }, 1);
+
+    // A copy of the EC_KEY (EC_KEY_copy) gets a context of its own, and
+    // signs on the token too.
+    let ec_key = ec.ec_key().unwrap();
+    // SAFETY: `ec_key` is live; the copy is new, and `EcKey` frees it.
+    let copy = unsafe { EcKey::<Private>::from_ptr(openssl_sys::EC_KEY_dup(ec_key.as_ptr())) };
+    assert_eq!(Arc::strong_count(&module), before + 3);
+    let digest = openssl::sha::sha256(b"signed with a copy of the key");
+    let sig = EcdsaSig::sign(&digest, &copy).unwrap();
+    assert!(sig.verify(&digest, &ec_cert.public_key().unwrap().ec_key().unwrap()).unwrap());
+    drop((pkey, ec, ec_key, copy));
+    assert_eq!(Arc::strong_count(&module), before, "freeing the keys let the module go");
+
+    // A certificate for another kind of key is refused.
+    let e = token_pkey(module, key, &ec_cert.to_der().unwrap()).unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{}", e.message);
 }

@@ -6,12 +6,15 @@
 //! own that makes every PKCS#11 call ([`worker`]); the caller waits at most a
 //! per-call timeout, so a module that hangs is reported as hung and never
 //! blocks the soft token, other modules or other sessions. Keys stay on the
-//! token: psmd hashes in-process and the token signs the digest ([`sign`]).
+//! token: psmd hashes in-process and the token signs the digest ([`sign`]);
+//! OpenSSL code gets keys whose private operations call back into the
+//! token ([`ossl`]).
 //! Objects can be named with RFC 7512 URIs ([`uri`]).
 
 pub mod allowlist;
 mod error;
 mod module;
+pub mod ossl;
 pub mod sign;
 mod token;
 pub mod uri;
@@ -122,6 +125,16 @@ pub struct TokenKey {
     pub token: TokenInfo,
     pub object: ObjectInfo,
     pub kind: KeyKind,
+}
+
+/// How an RSA key on a token decrypts ([`Module::decrypt_rsa`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RsaDecrypt {
+    /// `CKM_RSA_PKCS`: the token checks and removes PKCS#1 v1.5 padding.
+    Pkcs1,
+    /// `CKM_RSA_X_509`: the raw private operation; the caller removes the
+    /// padding (OpenSSL does, for OAEP).
+    Raw,
 }
 
 /// A token appearing in or leaving a slot, found by [`Modules::poll_presence`].

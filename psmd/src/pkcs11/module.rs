@@ -16,9 +16,12 @@ use cryptoki::types::AuthPin;
 use psm::Error;
 use zeroize::Zeroizing;
 
+use super::sign::RawSign;
 use super::token::State;
 use super::worker::Worker;
-use super::{LibraryInfo, PIN_PAD_TIMEOUT, Pkcs11Uri, SlotPresence, TokenCertificate, TokenInfo, TokenKey};
+use super::{
+    LibraryInfo, PIN_PAD_TIMEOUT, Pkcs11Uri, RsaDecrypt, SlotPresence, TokenCertificate, TokenInfo, TokenKey,
+};
 use crate::pki::keys::SigAlg;
 
 struct Shared {
@@ -137,6 +140,41 @@ impl Module {
     pub fn sign(&self, key: &TokenKey, alg: SigAlg, message: &[u8]) -> Result<Vec<u8>, Error> {
         let (key, message) = (key.clone(), message.to_vec());
         self.call("C_Sign", move |s| s.sign(&key, alg, &message))
+    }
+
+    /// Signs a digest the caller made with `CKM_ECDSA`; the result is raw
+    /// `r || s` ([`super::sign::ecdsa_raw_to_der`]).
+    pub fn sign_digest_ecdsa(&self, key: &TokenKey, digest: &[u8]) -> Result<Vec<u8>, Error> {
+        self.sign_raw(key, RawSign::Ecdsa, digest)
+    }
+
+    /// Signs `data`, a DigestInfo the caller built, with `CKM_RSA_PKCS`
+    /// (the token adds the PKCS#1 v1.5 padding).
+    pub fn sign_rsa_pkcs1_raw(&self, key: &TokenKey, data: &[u8]) -> Result<Vec<u8>, Error> {
+        self.sign_raw(key, RawSign::RsaPkcs1, data)
+    }
+
+    /// The raw RSA private operation on `block`, one modulus long and
+    /// already padded by the caller (PSS), with `CKM_RSA_X_509` `C_Sign`:
+    /// a signing key may sign but, on most cards, not decrypt.
+    pub fn sign_rsa_x509(&self, key: &TokenKey, block: &[u8]) -> Result<Vec<u8>, Error> {
+        self.sign_raw(key, RawSign::RsaRaw, block)
+    }
+
+    fn sign_raw(&self, key: &TokenKey, raw: RawSign, data: &[u8]) -> Result<Vec<u8>, Error> {
+        let (key, data) = (key.clone(), data.to_vec());
+        self.call("C_Sign", move |s| s.sign_raw(&key, raw, &data))
+    }
+
+    /// Decrypts `data` with an RSA key on this module's token.
+    pub fn decrypt_rsa(
+        &self,
+        key: &TokenKey,
+        padding: RsaDecrypt,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let (key, data) = (key.clone(), data.to_vec());
+        self.call("C_Decrypt", move |s| s.decrypt_rsa(&key, padding, &data))
     }
 }
 

@@ -3,7 +3,9 @@
 //! `CKM_RSA_PKCS` over a DigestInfo, `CKM_RSA_PKCS_PSS`). These are the
 //! mechanisms nearly every smart card has, where the hash-and-sign ones
 //! (`CKM_SHA256_RSA_PKCS`) are often missing, and only a digest crosses into
-//! the token, whatever the message's size.
+//! the token, whatever the message's size. OpenSSL keys on a token
+//! ([`super::ossl`]) hash and pad themselves and hand over the result
+//! ([`RawSign`]).
 
 use cryptoki::mechanism::rsa::{PkcsMgfType, PkcsPssParams};
 use cryptoki::mechanism::{Mechanism, MechanismType};
@@ -24,23 +26,75 @@ const SHA256_DIGEST_INFO: &[u8] = &[
 /// The longest raw ECDSA signature: two 66-byte integers (P-521).
 const MAX_ECDSA_RAW: usize = 2 * 66;
 
+/// A signature the caller has prepared itself (OpenSSL, for a key whose
+/// operations run on the token): the token signs the bytes as given.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RawSign {
+    /// `CKM_ECDSA` over a digest.
+    Ecdsa,
+    /// `CKM_RSA_PKCS` over a DigestInfo: the token adds PKCS#1 v1.5 padding.
+    RsaPkcs1,
+    /// `CKM_RSA_X_509`, the raw private operation over a block padded
+    /// by the caller (PSS).
+    RsaRaw,
+}
+
+impl RawSign {
+    pub(super) fn mechanism(self) -> Mechanism<'static> {
+        match self {
+            RawSign::Ecdsa => Mechanism::Ecdsa,
+            RawSign::RsaPkcs1 => Mechanism::RsaPkcs,
+            RawSign::RsaRaw => Mechanism::RsaX509,
+        }
+    }
+
+    pub(super) fn kind(self) -> KeyKind {
+        match self {
+            RawSign::Ecdsa => KeyKind::Ec,
+            RawSign::RsaPkcs1 | RawSign::RsaRaw => KeyKind::Rsa,
+        }
+    }
+
+    pub(super) fn name(self) -> &'static str {
+        match self {
+            RawSign::Ecdsa => "ECDSA",
+            RawSign::RsaPkcs1 => "RSA PKCS#1 v1.5",
+            RawSign::RsaRaw => "raw RSA",
+        }
+    }
+}
+
+/// Refuses `what` (an algorithm or operation) with a key of the wrong kind,
+/// before the token is asked.
+pub(super) fn check_kind(what: &str, want: KeyKind, kind: KeyKind) -> Result<(), Error> {
+    if want == kind {
+        return Ok(());
+    }
+    let want = match want {
+        KeyKind::Ec => "EC",
+        KeyKind::Rsa => "RSA",
+    };
+    Err(Error::new(
+        Code::PSM_ERR_INVALID_ARGUMENT,
+        format!("{what} needs an {want} key; this token key is {kind:?}"),
+    ))
+}
+
 /// The mechanism and the bytes to hand to `C_Sign` for `alg` over `message`.
 pub(super) fn prepare(
     alg: SigAlg,
     kind: KeyKind,
     message: &[u8],
 ) -> Result<(Mechanism<'static>, Vec<u8>), Error> {
-    let wrong_key = |want: &str| {
-        Error::new(
-            Code::PSM_ERR_INVALID_ARGUMENT,
-            format!("{alg:?} needs an {want} key; this token key is {kind:?}"),
-        )
-    };
+    let name = format!("{alg:?}");
     match alg {
-        SigAlg::EcdsaSha256 | SigAlg::EcdsaSha384 if kind != KeyKind::Ec => Err(wrong_key("EC")),
+        SigAlg::EcdsaSha256 | SigAlg::EcdsaSha384 => check_kind(&name, KeyKind::Ec, kind)?,
+        SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256 => check_kind(&name, KeyKind::Rsa, kind)?,
+        SigAlg::Ed25519 => {}
+    }
+    match alg {
         SigAlg::EcdsaSha256 => Ok((Mechanism::Ecdsa, sha2::Sha256::digest(message).to_vec())),
         SigAlg::EcdsaSha384 => Ok((Mechanism::Ecdsa, sha2::Sha384::digest(message).to_vec())),
-        SigAlg::RsaPkcs1Sha256 | SigAlg::RsaPssSha256 if kind != KeyKind::Rsa => Err(wrong_key("RSA")),
         SigAlg::RsaPkcs1Sha256 => {
             let mut info = SHA256_DIGEST_INFO.to_vec();
             info.extend_from_slice(&sha2::Sha256::digest(message));
@@ -65,6 +119,13 @@ pub(super) fn prepare(
 /// Converts the raw `r || s` a token returns for `CKM_ECDSA` (PKCS#11
 /// 2.3.1) into the DER `Ecdsa-Sig-Value` that X.509, CMS and TLS use.
 pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, Error> {
+    ecdsa_raw_to_sig(raw)?
+        .to_der()
+        .map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("cannot encode an ECDSA signature: {e}")))
+}
+
+/// The same raw `r || s` as an OpenSSL `ECDSA_SIG`.
+pub fn ecdsa_raw_to_sig(raw: &[u8]) -> Result<EcdsaSig, Error> {
     if raw.is_empty() || !raw.len().is_multiple_of(2) || raw.len() > MAX_ECDSA_RAW {
         return Err(Error::new(
             Code::PSM_ERR_DECODE,
@@ -75,9 +136,8 @@ pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>, Error> {
         ));
     }
     let (r, s) = raw.split_at(raw.len() / 2);
-    let der =
-        (|| EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?)?.to_der())();
-    der.map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("cannot encode an ECDSA signature: {e}")))
+    let sig = (|| EcdsaSig::from_private_components(BigNum::from_slice(r)?, BigNum::from_slice(s)?))();
+    sig.map_err(|e| Error::new(Code::PSM_ERR_INTERNAL, format!("cannot make an ECDSA signature: {e}")))
 }
 
 #[cfg(test)]

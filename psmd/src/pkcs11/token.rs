@@ -1,6 +1,6 @@
 //! The calls psmd makes into one module, run on that module's thread:
 //! initialization, slots and tokens, certificate and key searches, login,
-//! logout and signing. This state never leaves the thread.
+//! logout, signing and decryption. This state never leaves the thread.
 //!
 //! One read-only session per token is kept open: PKCS#11 logs a token out
 //! when its application closes the last session to it, and key handles are
@@ -11,16 +11,19 @@ use std::path::Path;
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
+use cryptoki::mechanism::Mechanism;
 use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
 use cryptoki::types::AuthPin;
 use psm::{Code, Error};
+use zeroize::Zeroizing;
 
 use super::error::map;
+use super::sign::RawSign;
 use super::{
-    KeyKind, LibraryInfo, MAX_OBJECTS, ObjectInfo, ObjectType, Pkcs11Uri, SlotPresence, TokenCertificate,
-    TokenFlags, TokenInfo, TokenKey, sign,
+    KeyKind, LibraryInfo, MAX_OBJECTS, ObjectInfo, ObjectType, Pkcs11Uri, RsaDecrypt, SlotPresence,
+    TokenCertificate, TokenFlags, TokenInfo, TokenKey, sign,
 };
 use crate::pki::keys::SigAlg;
 
@@ -342,22 +345,54 @@ impl State {
         }
     }
 
+    /// Runs `f` with the key's handle. If the token says the handle is
+    /// stale (the token was reset or re-inserted since it was found), the
+    /// key is found again, once.
+    fn with_key<T>(
+        &mut self,
+        key: &TokenKey,
+        f: impl Fn(&Session, ObjectHandle) -> Result<T, CkError>,
+    ) -> Result<T, Error> {
+        let handle = self.key_handle(key)?;
+        match self.with_session_raw(&key.token, |s| f(s, handle))? {
+            Ok(v) => Ok(v),
+            Err(e) if handle_lost(&e) => {
+                self.keys.remove(&(key.token.slot, key.object.id.clone()));
+                let handle = self.key_handle(key)?;
+                self.with_session(&key.token, |s| f(s, handle))
+            }
+            Err(e) => Err(map(e, &self.module, Some(&key.token.label))),
+        }
+    }
+
     /// Signs `message` with the token key; for ECDSA the result is the
     /// raw `r || s` the token returns ([`sign::ecdsa_raw_to_der`] makes DER).
     pub fn sign(&mut self, key: &TokenKey, alg: SigAlg, message: &[u8]) -> Result<Vec<u8>, Error> {
         let (mechanism, data) = sign::prepare(alg, key.kind, message)?;
-        let handle = self.key_handle(key)?;
-        match self.with_session_raw(&key.token, |s| s.sign(&mechanism, handle, &data))? {
-            Ok(sig) => Ok(sig),
-            Err(e) if handle_lost(&e) => {
-                // The token was reset or re-inserted since the handle was
-                // found: find the key again, once.
-                self.keys.remove(&(key.token.slot, key.object.id.clone()));
-                let handle = self.key_handle(key)?;
-                self.with_session(&key.token, |s| s.sign(&mechanism, handle, &data))
-            }
-            Err(e) => Err(map(e, &self.module, Some(&key.token.label))),
-        }
+        self.with_key(key, |s, handle| s.sign(&mechanism, handle, &data))
+    }
+
+    /// Signs `data` exactly as given with a raw mechanism: the caller has
+    /// hashed, and for RSA built the DigestInfo or the whole padded block.
+    pub fn sign_raw(&mut self, key: &TokenKey, raw: RawSign, data: &[u8]) -> Result<Vec<u8>, Error> {
+        sign::check_kind(raw.name(), raw.kind(), key.kind)?;
+        let mechanism = raw.mechanism();
+        self.with_key(key, |s, handle| s.sign(&mechanism, handle, data))
+    }
+
+    /// Decrypts `data` with the token's RSA key.
+    pub fn decrypt_rsa(
+        &mut self,
+        key: &TokenKey,
+        padding: RsaDecrypt,
+        data: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        sign::check_kind("RSA decryption", KeyKind::Rsa, key.kind)?;
+        let mechanism = match padding {
+            RsaDecrypt::Pkcs1 => Mechanism::RsaPkcs,
+            RsaDecrypt::Raw => Mechanism::RsaX509,
+        };
+        self.with_key(key, |s, handle| s.decrypt(&mechanism, handle, data)).map(Zeroizing::new)
     }
 }
 
