@@ -149,7 +149,7 @@ pub struct Modules {
     allowed: Vec<PathBuf>,
     timeout: Duration,
     loaded: Vec<Arc<Module>>,
-    presence: Vec<(PathBuf, Vec<SlotPresence>)>,
+    presence: Presence,
 }
 
 impl Modules {
@@ -157,7 +157,7 @@ impl Modules {
     /// that do not exist are kept (a module may be installed later) but can
     /// only match once they do; nothing is loaded yet.
     pub fn new(allowed: &[PathBuf], timeout: Duration) -> Modules {
-        Modules { allowed: allowed.to_vec(), timeout, loaded: Vec::new(), presence: Vec::new() }
+        Modules { allowed: allowed.to_vec(), timeout, loaded: Vec::new(), presence: Presence::default() }
     }
 
     /// Loads (and initializes) the module at `path` if the policy lists
@@ -271,15 +271,31 @@ impl Modules {
     /// removed since the last poll (the first poll reports every present
     /// token as inserted). A module that fails to answer is skipped.
     pub fn poll_presence(&mut self) -> Vec<PresenceChange> {
+        self.presence.poll(&self.loaded)
+    }
+}
+
+/// What slots held a token at the last poll, per module, to tell
+/// insertions and removals apart.
+#[derive(Default)]
+pub struct Presence {
+    seen: Vec<(PathBuf, Vec<SlotPresence>)>,
+}
+
+impl Presence {
+    /// Polls the slots of `modules` and returns the tokens inserted or
+    /// removed since the last poll (the first poll reports every present
+    /// token as inserted). A module that fails to answer is skipped.
+    pub fn poll(&mut self, modules: &[Arc<Module>]) -> Vec<PresenceChange> {
         let mut changes = Vec::new();
-        for m in &self.loaded {
+        for m in modules {
             let Ok(now) = m.presence() else { continue };
             let path = m.path().to_path_buf();
-            let before = match self.presence.iter_mut().find(|(p, _)| *p == path) {
+            let before = match self.seen.iter_mut().find(|(p, _)| *p == path) {
                 Some((_, b)) => b,
                 None => {
-                    self.presence.push((path.clone(), Vec::new()));
-                    &mut self.presence.last_mut().expect("just pushed").1
+                    self.seen.push((path.clone(), Vec::new()));
+                    &mut self.seen.last_mut().expect("just pushed").1
                 }
             };
             let was_present =

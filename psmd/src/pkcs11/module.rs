@@ -135,6 +135,18 @@ impl Module {
         self.call("C_Logout", move |s| s.logout(&token))
     }
 
+    /// Whether this process is logged in to `token`.
+    pub fn logged_in(&self, token: &TokenInfo) -> Result<bool, Error> {
+        let token = token.clone();
+        self.call("C_GetSessionInfo", move |s| s.logged_in(&token))
+    }
+
+    /// Whether `token` holds a key pair object with CKA_ID `id`.
+    pub fn has_key_pair(&self, token: &TokenInfo, id: &[u8]) -> Result<bool, Error> {
+        let (token, id) = (token.clone(), id.to_vec());
+        self.call("C_FindObjects", move |s| s.has_key_pair(&token, &id))
+    }
+
     /// Signs `message` with a key on this module's token. For ECDSA the
     /// result is raw `r || s` ([`super::sign::ecdsa_raw_to_der`]).
     pub fn sign(&self, key: &TokenKey, alg: SigAlg, message: &[u8]) -> Result<Vec<u8>, Error> {

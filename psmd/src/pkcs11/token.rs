@@ -147,6 +147,9 @@ impl State {
     }
 
     fn forget(&mut self, slot: u64) {
+        // A session of a token that went away was closed with it: the
+        // C_CloseSession its drop makes fails, as expected (and cryptoki's
+        // complaint is filtered out of psmd's log, see `logging`).
         self.sessions.remove(&slot);
         self.keys.retain(|(s, _), _| *s != slot);
     }
@@ -182,7 +185,7 @@ impl State {
         Ok(result)
     }
 
-    fn logged_in(&mut self, token: &TokenInfo) -> Result<bool, Error> {
+    pub fn logged_in(&mut self, token: &TokenInfo) -> Result<bool, Error> {
         self.with_session(token, |s| {
             Ok(matches!(s.get_session_info()?.session_state(), SessionState::RoUser | SessionState::RwUser))
         })
@@ -289,6 +292,24 @@ impl State {
             ));
         }
         Ok(keys)
+    }
+
+    /// Whether the token holds a private or public key with CKA_ID `id`:
+    /// the key pair of the certificate with that id (PKCS#11 ties them by
+    /// id). Public keys are visible before login, private ones may not be.
+    pub fn has_key_pair(&mut self, token: &TokenInfo, id: &[u8]) -> Result<bool, Error> {
+        if id.is_empty() {
+            return Ok(false);
+        }
+        self.with_session(token, |s| {
+            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
+                let template = [Attribute::Class(class), Attribute::Id(id.to_vec())];
+                if s.iter_objects(&template)?.next().is_some() {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
     }
 
     /// Logs the user in; `pin` is `None` on a token with a PIN pad. Being

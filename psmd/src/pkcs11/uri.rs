@@ -190,6 +190,59 @@ pub fn module_name(path: &std::path::Path) -> Option<String> {
     Some(file.split('.').next().unwrap_or(file).to_owned())
 }
 
+/// Percent-encodes everything but RFC 3986 unreserved characters, which
+/// every RFC 7512 parser reads back unchanged.
+fn encode(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
+fn push_attr(out: &mut String, name: &str, value: &[u8]) {
+    if !out.ends_with(':') {
+        out.push(';');
+    }
+    out.push_str(name);
+    out.push('=');
+    encode(out, value);
+}
+
+/// The URI that names `token` by what identifies it (RFC 7512 2.3 lists
+/// these four for a token): model, manufacturer, serial and label.
+pub fn token_uri(token: &TokenInfo) -> String {
+    let mut out = String::from(SCHEME);
+    push_attr(&mut out, "model", token.model.as_bytes());
+    push_attr(&mut out, "manufacturer", token.manufacturer.as_bytes());
+    push_attr(&mut out, "serial", token.serial.as_bytes());
+    push_attr(&mut out, "token", token.label.as_bytes());
+    out
+}
+
+/// The URI of one object on `token`: the token's URI, the object's `id`
+/// and label when it has them, and its type.
+pub fn object_uri(token: &TokenInfo, object: &ObjectInfo) -> String {
+    let mut out = token_uri(token);
+    if !object.id.is_empty() {
+        push_attr(&mut out, "id", &object.id);
+    }
+    if !object.label.is_empty() {
+        push_attr(&mut out, "object", object.label.as_bytes());
+    }
+    let kind = match object.class {
+        ObjectType::Certificate => "cert",
+        ObjectType::PrivateKey => "private",
+        ObjectType::PublicKey => "public",
+        ObjectType::SecretKey => "secret-key",
+        ObjectType::Data => "data",
+    };
+    push_attr(&mut out, "type", kind.as_bytes());
+    out
+}
+
 fn split_attribute<'a>(attr: &'a str, part: &str) -> Result<(&'a str, &'a str), Error> {
     let (name, value) = attr
         .split_once('=')
@@ -286,6 +339,32 @@ mod tests {
 
     fn refused(s: &str) -> Error {
         Pkcs11Uri::parse(s).expect_err(s)
+    }
+
+    #[test]
+    fn uris_psm_writes_parse_back_and_match_what_they_name() {
+        let token = TokenInfo {
+            module: "/usr/lib/softhsm/libsofthsm2.so".into(),
+            library: Default::default(),
+            slot: 7,
+            slot_description: String::new(),
+            slot_manufacturer: String::new(),
+            label: "Alice's card; #1 = 100%".into(),
+            manufacturer: "Snake Oil, Inc.".into(),
+            model: "SoftHSM v2".into(),
+            serial: "0a1b".into(),
+            flags: Default::default(),
+        };
+        let object =
+            ObjectInfo { class: ObjectType::Certificate, label: "sign/é".into(), id: vec![0, 0x25, 0xff] };
+        let u = parse(&token_uri(&token));
+        assert_eq!(u.token.as_deref(), Some(token.label.as_str()));
+        assert!(u.matches_token(&token));
+        let o = parse(&object_uri(&token, &object));
+        assert!(o.matches_token(&token) && o.matches_object(&object));
+        assert_eq!(o.id.as_deref(), Some(&[0, 0x25, 0xff][..]));
+        let other = ObjectInfo { class: ObjectType::PrivateKey, ..object };
+        assert!(!o.matches_object(&other));
     }
 
     #[test]
