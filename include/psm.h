@@ -202,6 +202,33 @@
 // `psm_ssl_opts_set_min_version`: TLS 1.3 only.
 #define PSM_TLS_1_3 772
 
+// `psm_token_flags`: psm's own soft token.
+#define PSM_TOKEN_SOFT (1 << 0)
+
+// Logged in: its private keys can be used now.
+#define PSM_TOKEN_LOGGED_IN (1 << 1)
+
+// Its private keys need a login (PIN or password).
+#define PSM_TOKEN_LOGIN_REQUIRED (1 << 2)
+
+// The PIN is typed on the reader's PIN pad, never given to psm.
+#define PSM_TOKEN_PIN_PAD (1 << 3)
+
+// Nothing can be written to it.
+#define PSM_TOKEN_WRITE_PROTECTED (1 << 4)
+
+// A wrong PIN was typed since the last right one.
+#define PSM_TOKEN_PIN_COUNT_LOW (1 << 5)
+
+// One more wrong PIN locks the token.
+#define PSM_TOKEN_PIN_FINAL_TRY (1 << 6)
+
+// The PIN is locked (too many wrong PINs).
+#define PSM_TOKEN_PIN_LOCKED (1 << 7)
+
+// Initialized; a blank token must be initialized with its own tools first.
+#define PSM_TOKEN_INITIALIZED (1 << 8)
+
 // `psm_result`: `PSM_OK` (0) or the reason an operation failed.
 enum psm_result
 #if defined(__cplusplus) || __STDC_VERSION__ >= 202311L
@@ -301,6 +328,13 @@ typedef struct psm_ssl_opts psm_ssl_opts;
 // A data channel for a stream operation. Free it with `psm_stream_free`.
 typedef struct psm_stream psm_stream;
 
+// A token as psmd described it when listed (a snapshot: `psm_token_list`
+// again for its current state).
+typedef struct psm_token psm_token;
+
+// The tokens `psm_token_list` found. Free it with `psm_tokens_free`.
+typedef struct psm_tokens psm_tokens;
+
 // The outcome of `psm_cert_verify`. Free it with `psm_verify_result_free`.
 typedef struct psm_verify_result psm_verify_result;
 
@@ -359,14 +393,22 @@ psm_result psm_cert_import(psm_conn *conn,
                            psm_cert **out);
 
 // Finds a certificate by nickname, email address (the one that expires
-// last) or `"sha256:<hex>"`. `PSM_ERR_NOT_FOUND` when there is none.
+// last) or `"sha256:<hex>"`, in psm's store and then on the PKCS#11 tokens
+// present, or by an RFC 7512 URI naming certificates on a token
+// (`"pkcs11:token=My%20Card;object=Signing"`, as `psm_cert_uri` gives
+// them; a URI carrying a PIN is refused with `PSM_ERR_POLICY`). A token
+// certificate's nickname is `"<token label>:<object label>"`.
+// `PSM_ERR_NOT_FOUND` when there is none.
 //
 // # Safety
 // `conn` is live; `query` is a NUL-terminated string; `out` is writable.
 psm_result psm_cert_find(psm_conn *conn, const char *query, psm_cert **out);
 
 // Lists the store's certificates matching any `PSM_CERTS_*` bit of
-// `filter` (0: all), sorted by nickname. Free with `psm_cert_list_free`.
+// `filter` (0: all), sorted by nickname, then those on the PKCS#11 tokens
+// present (`psm_cert_token` names the token; a stored certificate that a
+// token holds too is listed once, marked with it). Free with
+// `psm_cert_list_free`.
 //
 // # Safety
 // `conn` is live; `out` is writable.
@@ -390,6 +432,22 @@ const psm_cert *psm_cert_list_get(const psm_cert_list *l, size_t i);
 // # Safety
 // `l` is NULL or from `psm_cert_list_query` and not yet freed.
 void psm_cert_list_free(psm_cert_list *l);
+
+// The label of the PKCS#11 token the certificate is on (a smart card,
+// an HSM), or NULL for a certificate in psm's store (or if `c` is NULL).
+// Valid until the certificate is freed.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_token(const psm_cert *c);
+
+// The RFC 7512 URI of the certificate's object on its PKCS#11 token
+// (`psm_cert_find` takes it), or NULL for a certificate in psm's store.
+// Valid until the certificate is freed.
+//
+// # Safety
+// `c` is NULL or a live certificate.
+const char *psm_cert_uri(const psm_cert *c);
 
 // The certificate's nickname in the store ("" if it is not stored).
 // Valid until the certificate is freed; NULL if `c` is NULL.
@@ -831,10 +889,13 @@ psm_result psm_key_generate_with_sans(psm_conn *conn,
                                       uint8_t **csr_der,
                                       size_t *csr_len);
 
-// Signs `data` with the private key of `cert` (which never leaves psmd),
-// using `alg` (`PSM_SIG_*`, matching the key). `*sig` is `psm_free`d by
-// the caller. `PSM_ERR_NOT_FOUND` if psm holds no key for the certificate,
-// `PSM_ERR_LOGIN_REQUIRED` if the token is locked.
+// Signs `data` with the private key of `cert` (which never leaves psmd,
+// or its PKCS#11 token for a token certificate), using `alg` (`PSM_SIG_*`,
+// matching the key). `*sig` is `psm_free`d by the caller.
+// `PSM_ERR_NOT_FOUND` if psm holds no key for the certificate,
+// `PSM_ERR_LOGIN_REQUIRED` if the token is locked and psm may not ask
+// (a token's PIN is asked through the prompt handler or psm's dialog),
+// `PSM_ERR_TIMEOUT` if the token's module hangs.
 //
 // # Safety
 // `conn` and `cert` are live; `data` is readable for `len` bytes (NULL if
@@ -1485,6 +1546,108 @@ void psm_ssl_free(psm_ssl *ssl);
 // # Safety
 // `conn` and `ssl` are live (`ssl` opened on `conn`).
 psm_result psm_ssl_show_info(psm_conn *conn, const psm_ssl *ssl);
+
+// Lists the tokens: psm's soft token first, then every token present in
+// a slot of the PKCS#11 modules the policy names (`pkcs11.modules`),
+// blank ones included. A module that fails or hangs is left out (psmd's
+// Status says why). Free the list with `psm_tokens_free`.
+//
+// # Safety
+// `conn` is live; `out` is writable.
+psm_result psm_token_list(psm_conn *conn, psm_tokens **out);
+
+// Number of tokens in the list; 0 for NULL.
+//
+// # Safety
+// `l` is NULL or a live list.
+size_t psm_tokens_len(const psm_tokens *l);
+
+// The `i`-th token, borrowed: valid until the list is freed. NULL if `l`
+// is NULL or `i` is out of range.
+//
+// # Safety
+// `l` is NULL or a live list.
+const psm_token *psm_tokens_get(const psm_tokens *l, size_t i);
+
+// Frees a list and the tokens it lends out. NULL is ignored.
+//
+// # Safety
+// `l` is NULL or from `psm_token_list` and not yet freed.
+void psm_tokens_free(psm_tokens *l);
+
+// The RFC 7512 URI naming the token ("pkcs11:model=...;manufacturer=...;
+// serial=...;token=..."), for `psm_cert_find` queries and `psm token`.
+// Valid while the token is; NULL if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_uri(const psm_token *t);
+
+// The token's label. Valid while the token is; NULL if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_label(const psm_token *t);
+
+// The token's manufacturer. Valid while the token is; NULL if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_manufacturer(const psm_token *t);
+
+// The token's model. Valid while the token is; NULL if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_model(const psm_token *t);
+
+// The token's serial number. Valid while the token is; NULL if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_serial(const psm_token *t);
+
+// The path of the PKCS#11 module the token is in; NULL for psm's soft
+// token (or if `t` is NULL). Valid while the token is.
+//
+// # Safety
+// `t` is NULL or a live token.
+const char *psm_token_module(const psm_token *t);
+
+// The module's slot the token is in (0 for the soft token).
+//
+// # Safety
+// `t` is NULL or a live token.
+uint64_t psm_token_slot(const psm_token *t);
+
+// The token's `PSM_TOKEN_*` bits when it was listed; 0 if `t` is NULL.
+//
+// # Safety
+// `t` is NULL or a live token.
+uint32_t psm_token_flags(const psm_token *t);
+
+// Logs in to the token. `pin` NULL means "ask the user": psm's PIN
+// dialog (or the prompt handler), asked again after a wrong PIN, up to
+// three times; a token with a PIN pad takes the PIN on the reader. For
+// the soft token this is `psm_token_login`.
+//
+// A PKCS#11 token is logged in for psmd as a whole, as the card itself
+// is: every application of this user may use its keys until
+// `psm_token_logout_from`, the policy's idle timeout (`token.idle_timeout_secs`)
+// or the token's removal. psm never keeps the PIN.
+//
+// `PSM_ERR_BAD_PASSWORD` for a wrong PIN, `PSM_ERR_NOT_FOUND` if the token
+// is gone, `PSM_ERR_TIMEOUT` if its module hangs.
+//
+// # Safety
+// `conn` is live; `t` is a live token; `pin` is NULL or NUL-terminated.
+psm_result psm_token_login_to(psm_conn *conn, const psm_token *t, const char *pin);
+
+// Logs out of the token (for the soft token: `psm_token_logout`).
+//
+// # Safety
+// `conn` is live; `t` is a live token.
+psm_result psm_token_logout_from(psm_conn *conn, const psm_token *t);
 
 #ifdef __cplusplus
 }  // extern "C"

@@ -178,14 +178,27 @@ enum KeyCmd {
 enum TokenCmd {
     /// Whether the token has a password, and how many sessions are logged in.
     Status,
-    /// Check the token password (a login lasts as long as a connection:
-    /// each application logs in for itself).
+    /// psm's soft token and every token in the slots of the PKCS#11
+    /// modules the policy names: label, manufacturer, model, serial,
+    /// module, slot, flags and the URI that names it.
+    List,
+    /// Check the soft token's password (a login lasts as long as a
+    /// connection: each application logs in for itself), or, with
+    /// --token URI, log in to a PKCS#11 token with its PIN (it stays logged
+    /// in for every application until logout, the policy's idle timeout or
+    /// its removal).
     Login {
         #[arg(long, value_name = "FD")]
         password_fd: Option<i32>,
+        /// A token's PKCS#11 URI, as `psm token list` shows it.
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
     },
-    /// Log this connection out.
-    Logout,
+    /// Log this connection out of the soft token, or log a PKCS#11 token out.
+    Logout {
+        #[arg(long, value_name = "URI")]
+        token: Option<String>,
+    },
     /// Change the token password (old, then new, from --password-fd one per
     /// line, or the terminal); an empty new password removes it.
     Passwd {
@@ -786,14 +799,45 @@ fn token(cli: &Cli, cmd: &TokenCmd) -> Outcome {
             }
             Ok(())
         }
-        TokenCmd::Login { password_fd } => {
+        TokenCmd::List => {
+            let tokens = c.token_list()?;
+            if cli.json {
+                println!("{}", serde_json::to_string_pretty(&tokens).map_err(|e| fail(e.to_string()))?);
+                return Ok(());
+            }
+            for t in &tokens {
+                println!("{}", if t.label.is_empty() { "(no label)" } else { &t.label });
+                println!("  manufacturer: {}", t.manufacturer);
+                println!("  model:        {}", t.model);
+                if !t.serial.is_empty() {
+                    println!("  serial:       {}", t.serial);
+                }
+                if !t.module.is_empty() {
+                    println!("  module:       {} ({}), slot {}", t.module, t.module_description, t.slot);
+                }
+                println!("  flags:        {}", token_flags(t.flags));
+                println!("  uri:          {}", t.uri);
+            }
+            Ok(())
+        }
+        TokenCmd::Login { password_fd, token: None } => {
             let pw = password(*password_fd, "token password", &mut None)?;
             c.token_login(Some(&pw))?;
             println!("the password is right");
             Ok(())
         }
-        TokenCmd::Logout => {
+        TokenCmd::Login { password_fd, token: Some(uri) } => {
+            let pin = password(*password_fd, "token PIN", &mut None)?;
+            c.token_login_to(uri, Some(&pin))?;
+            println!("logged in");
+            Ok(())
+        }
+        TokenCmd::Logout { token: None } => {
             c.token_logout()?;
+            Ok(())
+        }
+        TokenCmd::Logout { token: Some(uri) } => {
+            c.token_logout_from(uri)?;
             Ok(())
         }
         TokenCmd::Passwd { password_fd } => {
@@ -818,6 +862,27 @@ fn token(cli: &Cli, cmd: &TokenCmd) -> Outcome {
             Ok(())
         }
     }
+}
+
+/// `TOKEN_*` bits in words.
+fn token_flags(flags: u32) -> String {
+    use psm::proto::*;
+    let words: Vec<&str> = [
+        (TOKEN_SOFT, "soft"),
+        (TOKEN_INITIALIZED, "initialized"),
+        (TOKEN_LOGIN_REQUIRED, "login-required"),
+        (TOKEN_LOGGED_IN, "logged-in"),
+        (TOKEN_PIN_PAD, "pin-pad"),
+        (TOKEN_WRITE_PROTECTED, "write-protected"),
+        (TOKEN_PIN_COUNT_LOW, "pin-count-low"),
+        (TOKEN_PIN_FINAL_TRY, "pin-final-try"),
+        (TOKEN_PIN_LOCKED, "pin-locked"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, w)| w)
+    .collect();
+    if words.is_empty() { "blank (not initialized)".into() } else { words.join(" ") }
 }
 
 fn daemon(cli: &Cli, cmd: &DaemonCmd) -> Outcome {

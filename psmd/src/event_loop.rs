@@ -199,6 +199,7 @@ impl EventLoop {
         }
         policy.user.log();
         tls.set_policy(policy);
+        crate::hwtokens::spawn_watcher(tls.clone());
 
         let Signals { pipe: mut signals, terminate, reload } = signals;
         poll.registry()
@@ -854,6 +855,7 @@ impl EventLoop {
                 LoopMsg::Handshake(done) => self.handshake_done(*done),
                 LoopMsg::Reply { to, result } => self.blocking_done(to, result),
                 LoopMsg::StreamDone { to, channel, result } => self.stream_done(to, channel, result),
+                LoopMsg::Changed => {}
             }
         }
     }

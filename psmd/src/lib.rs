@@ -11,6 +11,7 @@ pub mod channel;
 pub mod dialog;
 pub mod error;
 pub mod event_loop;
+pub mod hwtokens;
 pub mod listener;
 pub mod logging;
 pub mod mailbox;

@@ -18,6 +18,9 @@ pub enum LoopMsg {
     Reply { to: ReplyTo, result: Result<Reply, Error> },
     /// The stream operation on data channel `channel` finished.
     StreamDone { to: ReplyTo, channel: u64, result: Result<Reply, Error> },
+    /// Something applications are told about changed (a PKCS#11 token came
+    /// or went): announce it.
+    Changed,
 }
 
 pub struct Mailbox {

@@ -241,6 +241,12 @@ impl Session {
                 self.blocking(ops::token::set_password_asking(old))
             }
             Request::TokenSetPassword { old, new } => ops::token::set_password(stats, self.id, old, new),
+            Request::TokenList => ops::token::list(stats, self.id),
+            Request::TokenLoginTo { token, pin: None } if self.can_ask() => {
+                self.blocking(ops::token::login_to_asking(token))
+            }
+            Request::TokenLoginTo { token, pin } => ops::token::login_to(stats, self.id, token, pin),
+            Request::TokenLogoutFrom { token } => ops::token::logout_from(stats, self.id, token),
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)
             }
@@ -254,7 +260,7 @@ impl Session {
                 self.blocking(ops::key::sign_confirmed(sha256_hex, alg, data))
             }
             Request::KeySign { sha256_hex, alg, data } => {
-                ops::key::sign(stats, self.id, sha256_hex, alg, data)
+                ops::key::sign(stats, self.id, sha256_hex, alg, data, self.can_ask())
             }
             Request::Pkcs12Import { data, password: None } if self.can_ask() => {
                 self.blocking(ops::key::pkcs12_import_asking(data))

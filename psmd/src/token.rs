@@ -145,7 +145,9 @@ impl TokenState {
         self.changes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn changed(&self) {
+    /// Counts a change for the next TOKEN_CHANGED event (PKCS#11 tokens
+    /// report theirs here too).
+    pub(crate) fn changed(&self) {
         self.changes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
 
@@ -281,7 +283,11 @@ pub fn confirm_key_use(
     if !ctx.policy().must_confirm(cert_sha256) {
         return Ok(());
     }
-    let cert = ctx.lock_store().get(cert_sha256)?;
+    let stored = ctx.lock_store().get(cert_sha256);
+    let cert = match stored {
+        Ok(c) => c,
+        Err(e) => crate::hwtokens::cert_by_sha256(ctx, cert_sha256).map(|c| c.info.clone()).ok_or(e)?,
+    };
     let q = Question {
         kind: PageKind::Prompt(PromptKind::Confirm),
         message: format!("This application wants to use your private key ({operation}). Allow it this once?"),

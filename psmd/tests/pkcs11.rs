@@ -9,6 +9,8 @@
 
 mod common;
 
+use common::softhsm::run;
+
 use std::collections::HashMap;
 use std::ffi::c_int;
 use std::path::{Path, PathBuf};
@@ -57,17 +59,6 @@ struct Fixture {
     /// never leaves it).
     ec_public: HashMap<&'static str, Vec<u8>>,
     rsa_public: HashMap<&'static str, Vec<u8>>,
-}
-
-fn run(cmd: &mut Command) -> Vec<u8> {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn pkcs11_tool(conf: &Path, token: &str) -> Command {

@@ -23,7 +23,7 @@ pub use tls::SslChannel;
 use crate::error::{Code, Error, Result};
 use crate::proto::{
     CertInfo, CertUsage, Event, HashAlg, KeyKind, MAX_APP_NAME, MAX_INLINE_DIGEST, MAX_RANDOM, PROTOCOL_MAX,
-    PROTOCOL_MIN, Reply, Request, SigKind, Verification,
+    PROTOCOL_MIN, Reply, Request, SigKind, TokenInfo, Verification,
 };
 use crate::transport;
 use conn::Conn;
@@ -294,6 +294,28 @@ impl Client {
         self.done(Request::TokenLogout)
     }
 
+    /// psm's soft token first, then the tokens in the slots of the PKCS#11
+    /// modules the policy names.
+    pub fn token_list(&self) -> Result<Vec<TokenInfo>> {
+        match self.conn.call(Request::TokenList)?.0 {
+            Reply::Tokens(t) => Ok(t),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Logs in to the token `uri` names (a [`TokenInfo::uri`]); `pin`
+    /// None: psm asks the user (prompt handler or dialog), again after a
+    /// wrong PIN. A PKCS#11 token then stays logged in for every
+    /// application of this user until [`token_logout_from`](Self::token_logout_from),
+    /// the policy's idle timeout, or its removal.
+    pub fn token_login_to(&self, uri: &str, pin: Option<&str>) -> Result<()> {
+        self.done(Request::TokenLoginTo { token: uri.to_string(), pin: pin.map(secret) })
+    }
+
+    pub fn token_logout_from(&self, uri: &str) -> Result<()> {
+        self.done(Request::TokenLogoutFrom { token: uri.to_string() })
+    }
+
     /// Changes the token password; an empty `new` removes it.
     pub fn token_set_password(&self, old: Option<&str>, new: Option<&str>) -> Result<()> {
         self.done(Request::TokenSetPassword { old: old.map(secret), new: new.map(secret) })
@@ -421,6 +443,7 @@ pub(crate) fn unexpected(reply: &Reply) -> Error {
         Reply::Json(_) => "Json",
         Reply::Smime(_) => "Smime",
         Reply::Problems(_) => "Problems",
+        Reply::Tokens(_) => "Tokens",
     };
     Error::new(Code::PSM_ERR_PROTOCOL, format!("unexpected {kind} reply from psmd"))
 }

@@ -52,6 +52,8 @@ pub struct psm_cert {
     serial: CString,
     sha256: CString,
     email: Option<CString>,
+    token: Option<CString>,
+    uri: Option<CString>,
 }
 
 fn cstring(s: &str) -> CString {
@@ -67,6 +69,8 @@ impl psm_cert {
             serial: cstring(&info.serial_hex),
             sha256: cstring(&info.sha256_hex),
             email: info.emails.first().map(|e| cstring(e)),
+            token: (!info.token.is_empty()).then(|| cstring(&info.token)),
+            uri: (!info.uri.is_empty()).then(|| cstring(&info.uri)),
             ext_key_usage: info.ext_key_usage.as_ref().map(|v| cstring(&v.join(","))),
             info,
         }
@@ -160,7 +164,12 @@ pub unsafe extern "C" fn psm_cert_import(
 }
 
 /// Finds a certificate by nickname, email address (the one that expires
-/// last) or `"sha256:<hex>"`. `PSM_ERR_NOT_FOUND` when there is none.
+/// last) or `"sha256:<hex>"`, in psm's store and then on the PKCS#11 tokens
+/// present, or by an RFC 7512 URI naming certificates on a token
+/// (`"pkcs11:token=My%20Card;object=Signing"`, as `psm_cert_uri` gives
+/// them; a URI carrying a PIN is refused with `PSM_ERR_POLICY`). A token
+/// certificate's nickname is `"<token label>:<object label>"`.
+/// `PSM_ERR_NOT_FOUND` when there is none.
 ///
 /// # Safety
 /// `conn` is live; `query` is a NUL-terminated string; `out` is writable.
@@ -183,7 +192,10 @@ pub unsafe extern "C" fn psm_cert_find(
 }
 
 /// Lists the store's certificates matching any `PSM_CERTS_*` bit of
-/// `filter` (0: all), sorted by nickname. Free with `psm_cert_list_free`.
+/// `filter` (0: all), sorted by nickname, then those on the PKCS#11 tokens
+/// present (`psm_cert_token` names the token; a stored certificate that a
+/// token holds too is listed once, marked with it). Free with
+/// `psm_cert_list_free`.
 ///
 /// # Safety
 /// `conn` is live; `out` is writable.
@@ -242,6 +254,34 @@ pub unsafe extern "C" fn psm_cert_list_free(l: *mut psm_cert_list) {
             // SAFETY: per the contract, we own it now.
             drop(unsafe { Box::from_raw(l) });
         }
+    })
+}
+
+/// The label of the PKCS#11 token the certificate is on (a smart card,
+/// an HSM), or NULL for a certificate in psm's store (or if `c` is NULL).
+/// Valid until the certificate is freed.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_token(c: *const psm_cert) -> *const c_char {
+    boundary_value(std::ptr::null(), || {
+        // SAFETY: per the contract.
+        unsafe { c.as_ref() }.and_then(|c| c.token.as_ref()).map_or(std::ptr::null(), |s| s.as_ptr())
+    })
+}
+
+/// The RFC 7512 URI of the certificate's object on its PKCS#11 token
+/// (`psm_cert_find` takes it), or NULL for a certificate in psm's store.
+/// Valid until the certificate is freed.
+///
+/// # Safety
+/// `c` is NULL or a live certificate.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn psm_cert_uri(c: *const psm_cert) -> *const c_char {
+    boundary_value(std::ptr::null(), || {
+        // SAFETY: per the contract.
+        unsafe { c.as_ref() }.and_then(|c| c.uri.as_ref()).map_or(std::ptr::null(), |s| s.as_ptr())
     })
 }
 

@@ -207,10 +207,13 @@ pub unsafe extern "C" fn psm_key_generate_with_sans(
     })
 }
 
-/// Signs `data` with the private key of `cert` (which never leaves psmd),
-/// using `alg` (`PSM_SIG_*`, matching the key). `*sig` is `psm_free`d by
-/// the caller. `PSM_ERR_NOT_FOUND` if psm holds no key for the certificate,
-/// `PSM_ERR_LOGIN_REQUIRED` if the token is locked.
+/// Signs `data` with the private key of `cert` (which never leaves psmd,
+/// or its PKCS#11 token for a token certificate), using `alg` (`PSM_SIG_*`,
+/// matching the key). `*sig` is `psm_free`d by the caller.
+/// `PSM_ERR_NOT_FOUND` if psm holds no key for the certificate,
+/// `PSM_ERR_LOGIN_REQUIRED` if the token is locked and psm may not ask
+/// (a token's PIN is asked through the prompt handler or psm's dialog),
+/// `PSM_ERR_TIMEOUT` if the token's module hangs.
 ///
 /// # Safety
 /// `conn` and `cert` are live; `data` is readable for `len` bytes (NULL if

@@ -15,6 +15,7 @@ pub mod key;
 pub mod prompt;
 pub mod smime;
 pub mod tls;
+pub mod token;
 
 use crate::error::{Code, Error};
 use std::cell::RefCell;

@@ -150,7 +150,7 @@ mod tests {
     use crate::proto::{
         CertInfo, CertUsage, Event, HashAlg, KeyKind, Prompt, PromptKind, Reply, Request, SMIME_CBC,
         SMIME_DER, SMIME_DETACHED, SMIME_VERIFY_INNER, Secret, SigKind, SmimeInfo, SmimeOp, SslOpts,
-        Verification,
+        TOKEN_LOGIN_REQUIRED, TokenInfo, Verification,
     };
 
     fn all_requests() -> Vec<Request> {
@@ -218,6 +218,9 @@ mod tests {
                 subject_dn: "CN=x".into(),
                 sans: vec!["dns:x".into()],
             },
+            Request::TokenList,
+            Request::TokenLoginTo { token: "pkcs11:token=a".into(), pin: Some(Secret("1234".into())) },
+            Request::TokenLogoutFrom { token: "pkcs11:token=a".into() },
             Request::SmimeStream {
                 op: SmimeOp::Verify { signature: Some(serde_bytes::ByteBuf::from(vec![4])), from: None },
                 flags: 0,
@@ -255,6 +258,8 @@ mod tests {
             has_private_key: true,
             trust: 0x21,
             builtin: false,
+            token: String::new(),
+            uri: String::new(),
         }
     }
 
@@ -315,6 +320,21 @@ mod tests {
                 }))),
             },
             ServerFrame::Reply { id: 11, result: Ok(Reply::Problems(vec![(2, "unknown key".into())])) },
+            ServerFrame::Reply {
+                id: 12,
+                result: Ok(Reply::Tokens(vec![TokenInfo {
+                    uri: "pkcs11:token=a".into(),
+                    label: "a".into(),
+                    manufacturer: "m".into(),
+                    model: "x".into(),
+                    serial: "1".into(),
+                    module: "/usr/lib/p.so".into(),
+                    module_description: "p".into(),
+                    slot: 3,
+                    slot_description: "s".into(),
+                    flags: TOKEN_LOGIN_REQUIRED,
+                }])),
+            },
             ServerFrame::Event(Event::Shutdown { reason: "SIGTERM".into() }),
             ServerFrame::Event(Event::Dialog {
                 id: 1,

@@ -322,6 +322,21 @@ pub enum Request {
         subject_dn: String,
         sans: Vec<String>,
     },
+    /// psm's soft token and the tokens in every slot of the PKCS#11
+    /// modules the policy names. Replies `Tokens`.
+    TokenList,
+    /// Logs in to the token a PKCS#11 URI names (`TokenInfo::uri`); `pin`
+    /// None: psm asks the user. A PKCS#11 token stays logged in for every
+    /// application until `TokenLogoutFrom`, the policy's idle timeout or
+    /// its removal.
+    TokenLoginTo {
+        token: String,
+        pin: Option<Secret>,
+    },
+    /// Logs out of the token a PKCS#11 URI names.
+    TokenLogoutFrom {
+        token: String,
+    },
 }
 
 /// An S/MIME operation on a stream (`SmimeStream`).
@@ -346,7 +361,7 @@ pub enum SmimeOp {
 
 /// Number of request kinds this build knows; a variant index at or above it
 /// is a request from a newer client.
-pub const REQUEST_KINDS: u32 = 50;
+pub const REQUEST_KINDS: u32 = 53;
 
 /// Trust bits (`PSM_TRUST_*`): which usages a certificate is trusted for,
 /// as a CA (may issue) or as a peer (is itself accepted), or distrusted.
@@ -440,6 +455,12 @@ pub struct CertInfo {
     pub trust: u32,
     /// One of the system's trust anchors: may be distrusted, not deleted.
     pub builtin: bool,
+    /// The label of the PKCS#11 token the certificate is on; empty for a
+    /// certificate in psm's store.
+    pub token: String,
+    /// The RFC 7512 URI of the certificate object on its token; empty for
+    /// a certificate in psm's store.
+    pub uri: String,
 }
 
 /// The outcome of verifying a certificate: a `Code` (PSM_OK = valid), the
@@ -505,6 +526,9 @@ impl Request {
             Request::ConfigCheck { .. } => "ConfigCheck",
             Request::SmimeShowInfo { .. } => "SmimeShowInfo",
             Request::KeyCsr { .. } => "KeyCsr",
+            Request::TokenList => "TokenList",
+            Request::TokenLoginTo { .. } => "TokenLoginTo",
+            Request::TokenLogoutFrom { .. } => "TokenLogoutFrom",
         }
     }
 }
@@ -532,6 +556,44 @@ pub enum Reply {
     Smime(Box<SmimeInfo>),
     /// What is wrong with a policy file: (line, problem).
     Problems(Vec<(u32, String)>),
+    Tokens(Vec<TokenInfo>),
+}
+
+/// Token flags (`PSM_TOKEN_*`).
+/// psm's own soft token (not a PKCS#11 module's).
+pub const TOKEN_SOFT: u32 = 1 << 0;
+/// Logged in: its private keys can be used now.
+pub const TOKEN_LOGGED_IN: u32 = 1 << 1;
+/// Its private keys need a login (PIN or password).
+pub const TOKEN_LOGIN_REQUIRED: u32 = 1 << 2;
+/// The PIN is typed on the reader's PIN pad, not given to psm.
+pub const TOKEN_PIN_PAD: u32 = 1 << 3;
+pub const TOKEN_WRITE_PROTECTED: u32 = 1 << 4;
+/// A wrong PIN was typed since the last right one.
+pub const TOKEN_PIN_COUNT_LOW: u32 = 1 << 5;
+/// One more wrong PIN locks the token.
+pub const TOKEN_PIN_FINAL_TRY: u32 = 1 << 6;
+pub const TOKEN_PIN_LOCKED: u32 = 1 << 7;
+/// False for a blank token that must be initialized before use.
+pub const TOKEN_INITIALIZED: u32 = 1 << 8;
+
+/// A token: psm's soft token, or one in a slot of a PKCS#11 module.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    /// The RFC 7512 URI that names it (`TokenLoginTo`, `CertFind`).
+    pub uri: String,
+    pub label: String,
+    pub manufacturer: String,
+    pub model: String,
+    pub serial: String,
+    /// The module's path; empty for the soft token.
+    pub module: String,
+    /// What the module says it is.
+    pub module_description: String,
+    pub slot: u64,
+    pub slot_description: String,
+    /// `TOKEN_*` bits.
+    pub flags: u32,
 }
 
 /// S/MIME flags (`PSM_SMIME_*`).

@@ -35,12 +35,31 @@ pub fn import(shared: &Shared, data: Vec<u8>, nickname: Option<String>, trust: u
     })
 }
 
+/// `CertFind`: the store first, then the tokens.
 pub fn find(shared: &Shared, query: String) -> Outcome {
-    with_store(shared, move |store| Ok(Reply::Certs(vec![store.find(&query)?])))
+    let ctx = shared.tls.clone();
+    Outcome::Work(Box::new(move || Ok(Reply::Certs(vec![crate::hwtokens::find_cert(&ctx, &query)?]))))
 }
 
+/// `CertList`: the store's certificates and those on the tokens present.
 pub fn list(shared: &Shared, filter: u32) -> Outcome {
-    with_store(shared, move |store| Ok(Reply::Certs(store.list(filter)?)))
+    let (ctx, store) = (shared.tls.clone(), shared.store.clone());
+    Outcome::Work(Box::new(move || {
+        let mut certs = lock(&store).list(filter)?;
+        if !ctx.pkcs11_modules().is_empty() {
+            let on_tokens = crate::hwtokens::certificates(&ctx);
+            crate::hwtokens::merge_into(&mut certs, &on_tokens);
+            certs.extend(
+                on_tokens
+                    .iter()
+                    .filter(|c| !certs.iter().any(|s| s.sha256_hex == c.info.sha256_hex))
+                    .filter(|c| crate::store::matches_filter(&c.info, filter))
+                    .map(|c| c.info.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        Ok(Reply::Certs(certs))
+    }))
 }
 
 pub fn change_trust(shared: &Shared, sha256_hex: String, set: u32, clear: u32) -> Outcome {

@@ -116,7 +116,14 @@ pub fn csr(
     })
 }
 
-pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, data: Vec<u8>) -> Outcome {
+pub fn sign(
+    shared: &Shared,
+    session: u64,
+    sha256_hex: String,
+    alg: SigKind,
+    data: Vec<u8>,
+    can_prompt: bool,
+) -> Outcome {
     let fp = match parse_fingerprint(&sha256_hex) {
         Ok(fp) => fp,
         Err(e) => return Outcome::Reply(Err(e)),
@@ -131,12 +138,54 @@ pub fn sign(shared: &Shared, session: u64, sha256_hex: String, alg: SigKind, dat
         audit(&shared.tls, &r);
         return Outcome::Reply(r);
     }
-    let (store, token, ctx) = (shared.store.clone(), shared.token.clone(), shared.tls.clone());
+    let ctx = shared.tls.clone();
+    // A token key found before signs on the pool; the token's thread makes
+    // the call.
+    if let Some(key) = ctx.hw.ready_key(&fp) {
+        return work(move || {
+            let r = crate::hwtokens::sign(&ctx, &key, sig_alg(alg), &data).map(Reply::Bytes);
+            audit(&ctx, &r);
+            r
+        });
+    }
+    if !ctx.pkcs11_modules().is_empty() && shared.token.cached_signer(session, &fp).is_none() {
+        // Perhaps a token's key, whose PIN psm may have to ask for: a job
+        // that may wait for the user.
+        let job: BlockingJob = Box::new(move |jc| {
+            let to = jc.can_prompt.then_some(jc.to);
+            let r = sign_any(jc.ctx, to, session, &fp, alg, &data);
+            audit(jc.ctx, &r);
+            r
+        });
+        return Outcome::Blocking { job, can_prompt };
+    }
     work(move || {
-        let r = sign_with_store(&store, &token, session, &fp, alg, &data);
+        let r = sign_with_store(&ctx.store, &ctx.token, session, &fp, alg, &data);
         audit(&ctx, &r);
         r
     })
+}
+
+/// Signs with the key of the certificate `fp`: psm's soft token's when the
+/// store holds it, else that of the token holding the certificate, logged
+/// in first (asking the user at `to`, if given, for its PIN).
+fn sign_any(
+    ctx: &crate::tls::TlsContext,
+    to: Option<crate::pool::ReplyTo>,
+    session: u64,
+    fp: &[u8; 32],
+    alg: SigKind,
+    data: &[u8],
+) -> Result<Reply, Error> {
+    match sign_with_store(&ctx.store, &ctx.token, session, fp, alg, data) {
+        Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => {
+            match crate::hwtokens::key_for(ctx, to, fp, "sign data")? {
+                Some(key) => crate::hwtokens::sign(ctx, &key, sig_alg(alg), data).map(Reply::Bytes),
+                None => Err(e),
+            }
+        }
+        r => r,
+    }
 }
 
 /// `KeySign` with a key the policy wants each use of confirmed: the user
@@ -145,8 +194,9 @@ pub fn sign_confirmed(sha256_hex: String, alg: SigKind, data: Vec<u8>) -> Blocki
     Box::new(move |jc| {
         let fp = parse_fingerprint(&sha256_hex)?;
         let session = jc.to.session_id;
+        let to = jc.can_prompt.then_some(jc.to);
         let r = crate::token::confirm_key_use(jc.ctx, jc.to, &fp, "sign data")
-            .and_then(|()| sign_with_store(&jc.ctx.store, &jc.ctx.token, session, &fp, alg, &data));
+            .and_then(|()| sign_any(jc.ctx, to, session, &fp, alg, &data));
         jc.ctx.audit.record_result(session, "key-sign", || hex::encode(fp), &r);
         r
     })

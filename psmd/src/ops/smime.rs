@@ -125,9 +125,26 @@ fn unsealed_key(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<L
     }
     let (spki, row) = {
         let store = jc.ctx.lock_store();
-        let spki = store.cert_spki(&fp)?;
-        (spki, store.key_for_spki(&spki)?)
+        match store.cert_spki(&fp) {
+            Ok(spki) => (Some(spki), store.key_for_spki(&spki)?),
+            Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => (None, None),
+            Err(e) => return Err(e),
+        }
     };
+    if row.is_none() && !info.token.is_empty() {
+        // The key is on a PKCS#11 token: OpenSSL will hand it each
+        // operation; the token logs in first (asking for its PIN).
+        let to = jc.can_prompt.then_some(jc.to);
+        if let Some(key) = crate::hwtokens::key_for(jc.ctx, to, &fp, purpose)? {
+            return crate::hwtokens::openssl_key(&key).map(Arc::new);
+        }
+    }
+    let spki = spki.ok_or_else(|| {
+        Error::new(
+            Code::PSM_ERR_NOT_FOUND,
+            format!("certificate {} is neither in psm nor on a token", info.nickname),
+        )
+    })?;
     let row = row.ok_or_else(|| {
         Error::new(
             Code::PSM_ERR_NOT_FOUND,
@@ -250,14 +267,14 @@ struct Checked {
 /// The certificate `query` names, checked for signing (with a key and the
 /// chain to send) or for receiving encrypted mail.
 fn checked(jc: &JobCtx<'_>, query: &str, signer: bool) -> Result<Checked, Error> {
-    let store = jc.ctx.lock_store();
-    let generation = store.generation();
+    let generation = jc.ctx.lock_store().generation();
     let key = (query.to_string(), signer);
     let cache = &jc.ctx.smime.certs;
     if let Some(c) = cached_check(cache, &key, generation) {
         return Ok(c);
     }
-    let info = find(&store, query)?;
+    let info = crate::hwtokens::find_cert(jc.ctx, query)?;
+    let store = jc.ctx.lock_store();
     let chain = if signer {
         if !info.has_private_key {
             return Err(Error::new(
@@ -687,10 +704,19 @@ fn decrypt_to(
             format!("the message names {n} recipients; psm reads at most {}", smime::MAX_RECIPIENT_INFOS),
         ));
     }
-    let mine = {
+    let mut mine = {
         let store = jc.ctx.lock_store();
         store.list(CERTS_USER)?.into_iter().filter(|c| c.has_private_key).collect::<Vec<_>>()
     };
+    if !jc.ctx.pkcs11_modules().is_empty() {
+        mine.extend(
+            crate::hwtokens::certificates(jc.ctx)
+                .iter()
+                .filter(|c| c.info.has_private_key && !mine.iter().any(|m| m.sha256_hex == c.info.sha256_hex))
+                .map(|c| c.info.clone())
+                .collect::<Vec<_>>(),
+        );
+    }
     let found = mine.into_iter().find_map(|info| {
         let x = X509::from_der(&info.der).ok()?;
         msg.cms.is_recipient(&x).then_some((info, x))

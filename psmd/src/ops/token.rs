@@ -96,3 +96,38 @@ pub fn set_password_asking(old: Option<Secret>) -> BlockingJob {
         Ok(Reply::Done)
     })
 }
+
+/// `TokenList`: asks every module for its tokens, so on the pool.
+pub fn list(shared: &Shared, session: u64) -> Outcome {
+    let ctx = shared.tls.clone();
+    Outcome::Work(Box::new(move || Ok(Reply::Tokens(crate::hwtokens::list(&ctx, session)))))
+}
+
+/// `TokenLoginTo` with a PIN, or from an application psm cannot ask (a
+/// token with a PIN pad still works: the user types on the reader).
+pub fn login_to(shared: &Shared, session: u64, uri: String, pin: Option<Secret>) -> Outcome {
+    if crate::hwtokens::is_soft_token(&uri) {
+        return login(shared, session, pin);
+    }
+    let ctx = shared.tls.clone();
+    Outcome::Work(Box::new(move || {
+        let pin = pin.map(|p| zeroize::Zeroizing::new(p.0.clone()));
+        crate::hwtokens::login_to(&ctx, None, &uri, pin).map(|()| Reply::Done)
+    }))
+}
+
+/// `TokenLoginTo` without a PIN from an application that lets psm ask.
+pub fn login_to_asking(uri: String) -> BlockingJob {
+    if crate::hwtokens::is_soft_token(&uri) {
+        return login_asking();
+    }
+    Box::new(move |jc| crate::hwtokens::login_to(jc.ctx, Some(jc.to), &uri, None).map(|()| Reply::Done))
+}
+
+pub fn logout_from(shared: &Shared, session: u64, uri: String) -> Outcome {
+    if crate::hwtokens::is_soft_token(&uri) {
+        return logout(shared, session);
+    }
+    let ctx = shared.tls.clone();
+    Outcome::Work(Box::new(move || crate::hwtokens::logout_from(&ctx, &uri).map(|()| Reply::Done)))
+}

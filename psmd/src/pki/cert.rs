@@ -59,6 +59,8 @@ impl Parsed {
             has_private_key,
             trust,
             builtin,
+            token: String::new(),
+            uri: String::new(),
         }
     }
 

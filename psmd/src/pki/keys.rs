@@ -273,28 +273,42 @@ pub fn sign(pkcs8: &[u8], alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
 }
 
 /// A private key parsed once for many signatures: OpenSSL 3's PKCS#8
-/// decoder costs ~300 µs, twenty times an ECDSA signature.
-pub struct LoadedKey(PKey<Private>);
+/// decoder costs ~300 µs, twenty times an ECDSA signature. Or a key on a
+/// PKCS#11 token, whose operations OpenSSL hands to the token.
+pub struct LoadedKey {
+    pkey: PKey<Private>,
+    on_token: bool,
+}
 
 impl LoadedKey {
     pub fn load(pkcs8: &[u8]) -> Result<LoadedKey, Error> {
-        load_pkcs8(pkcs8).map(LoadedKey)
+        load_pkcs8(pkcs8).map(|pkey| LoadedKey { pkey, on_token: false })
+    }
+
+    /// A key on a token (`crate::pkcs11::ossl::token_pkey`): every
+    /// operation is a call to the token.
+    pub fn on_token(pkey: PKey<Private>) -> LoadedKey {
+        LoadedKey { pkey, on_token: true }
+    }
+
+    pub fn is_on_token(&self) -> bool {
+        self.on_token
     }
 
     /// See [`sign`].
     pub fn sign(&self, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
-        sign_with(&self.0, alg, data)
+        sign_with(&self.pkey, alg, data)
     }
 
     /// The key itself, for OpenSSL operations that take one (CMS).
     pub fn pkey(&self) -> &PKey<Private> {
-        &self.0
+        &self.pkey
     }
 
     /// Whether a signature takes tens of microseconds (EC, Ed25519) rather
     /// than hundreds or more (RSA), so it may run on the event loop.
     pub fn signs_fast(&self) -> bool {
-        matches!(self.0.id(), Id::EC | Id::ED25519)
+        !self.on_token && matches!(self.pkey.id(), Id::EC | Id::ED25519)
     }
 }
 

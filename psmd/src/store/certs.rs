@@ -69,6 +69,17 @@ pub fn check_nickname(n: &str) -> Result<(), Error> {
 }
 
 /// Parses `sha256:<hex>` or bare hex into a fingerprint.
+/// Whether `info` matches any of the `CERTS_*` bits of `filter` (0: all).
+pub fn matches_filter(info: &CertInfo, filter: u32) -> bool {
+    filter == 0
+        || (filter & CERTS_USER != 0 && info.has_private_key)
+        || (filter & CERTS_CA != 0 && info.is_ca)
+        || (filter & CERTS_PEOPLE != 0 && !info.is_ca && !info.emails.is_empty())
+        || (filter & CERTS_SERVERS != 0
+            && !info.is_ca
+            && (!info.dns_names.is_empty() || !info.ip_addresses.is_empty()))
+}
+
 pub fn parse_fingerprint(s: &str) -> Result<[u8; 32], Error> {
     let hex_part = s.strip_prefix("sha256:").unwrap_or(s).replace(':', "");
     let bytes = hex::decode(&hex_part).ok().filter(|b| b.len() == 32);
@@ -247,14 +258,7 @@ impl Store {
         let mut out = Vec::new();
         for r in rows {
             let info = to_info(r.map_err(db_error)?)?;
-            let matches = filter == 0
-                || (filter & CERTS_USER != 0 && info.has_private_key)
-                || (filter & CERTS_CA != 0 && info.is_ca)
-                || (filter & CERTS_PEOPLE != 0 && !info.is_ca && !info.emails.is_empty())
-                || (filter & CERTS_SERVERS != 0
-                    && !info.is_ca
-                    && (!info.dns_names.is_empty() || !info.ip_addresses.is_empty()));
-            if matches {
+            if matches_filter(&info, filter) {
                 out.push(info);
             }
         }

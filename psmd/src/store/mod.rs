@@ -10,7 +10,7 @@ mod overrides;
 mod schema;
 
 pub use anchors::system_anchors;
-pub use certs::{TrustRow, check_nickname, parse_fingerprint};
+pub use certs::{TrustRow, check_nickname, matches_filter, parse_fingerprint};
 pub use keys::{KeyRow, TokenRow};
 
 use psm::{Code, Error};

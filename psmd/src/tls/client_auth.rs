@@ -19,17 +19,51 @@ use std::sync::{Arc, Mutex};
 /// Most CA certificates psmd puts above a leaf it presents.
 const MAX_CHAIN: usize = 5;
 
-/// The certificate `sha256` from the store with its private key, ready to
-/// present, followed by the CA certificates above it that the store holds
-/// (not the self-signed root: the peer must already have it).
-pub fn certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
-    let r = load_certified_key(ctx, session, sha256);
+/// The certificate `sha256` with its private key, ready to present,
+/// followed by the CA certificates above it that the store holds (not the
+/// self-signed root: the peer must already have it). The key is psm's soft
+/// token's, or, for a certificate on a PKCS#11 token, that token's (logged
+/// in first, asking the user at `to` for the PIN if given).
+pub fn certified_key(
+    ctx: &Arc<TlsContext>,
+    session: u64,
+    to: Option<ReplyTo>,
+    sha256: &[u8; 32],
+) -> Result<Arc<CertifiedKey>, Error> {
+    let r = match load_certified_key(ctx, session, sha256) {
+        Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => token_certified_key(ctx, to, sha256)?.ok_or(e),
+        r => r,
+    };
     ctx.audit.record_result(session, "tls-key", || hex::encode(sha256), &r);
     r
 }
 
+fn token_certified_key(
+    ctx: &Arc<TlsContext>,
+    to: Option<ReplyTo>,
+    sha256: &[u8; 32],
+) -> Result<Option<Arc<CertifiedKey>>, Error> {
+    let Some(key) = crate::hwtokens::key_for(ctx, to, sha256, "identify you to a server")? else {
+        return Ok(None);
+    };
+    let leaf = key.cert.cert.der.clone();
+    let key = Arc::new(super::token_key::TokenSigningKey::new(ctx, key)?);
+    Ok(Some(Arc::new(CertifiedKey::new(with_chain(ctx, leaf)?, key))))
+}
+
+fn with_chain(ctx: &TlsContext, leaf: Vec<u8>) -> Result<Vec<CertificateDer<'static>>, Error> {
+    let cas: Vec<Vec<u8>> =
+        ctx.lock_store().all_with_trust()?.into_iter().filter(|r| r.is_ca).map(|r| r.der).collect();
+    let mut chain = crate::pki::cert::chain_above(&leaf, &cas, MAX_CHAIN)
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect::<Vec<_>>();
+    chain.insert(0, CertificateDer::from(leaf));
+    Ok(chain)
+}
+
 fn load_certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Result<Arc<CertifiedKey>, Error> {
-    let (leaf, row, cas) = {
+    let (leaf, row) = {
         let store = ctx.lock_store();
         let leaf = store.get(sha256)?;
         let spki = store.cert_spki(sha256)?;
@@ -39,9 +73,7 @@ fn load_certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Resu
                 format!("certificate {} has no private key in psm", leaf.nickname),
             )
         })?;
-        let cas: Vec<Vec<u8>> =
-            store.all_with_trust()?.into_iter().filter(|r| r.is_ca).map(|r| r.der).collect();
-        (leaf, row, cas)
+        (leaf, row)
     };
     let master = ctx.token.master(session)?;
     let pkcs8 = row.open(&master)?;
@@ -52,11 +84,7 @@ fn load_certified_key(ctx: &TlsContext, session: u64, sha256: &[u8; 32]) -> Resu
         .map_err(|e| {
             Error::new(Code::PSM_ERR_UNSUPPORTED, format!("this key cannot be used for TLS: {e}"))
         })?;
-    let mut chain = vec![CertificateDer::from(leaf.der.clone())];
-    chain.extend(
-        crate::pki::cert::chain_above(&leaf.der, &cas, MAX_CHAIN).into_iter().map(CertificateDer::from),
-    );
-    Ok(Arc::new(CertifiedKey::new(chain, key)))
+    Ok(Arc::new(CertifiedKey::new(with_chain(ctx, leaf.der)?, key)))
 }
 
 /// Whether a server's CA hint names `issuer_raw` (hints may come with or
@@ -106,7 +134,15 @@ impl ClientCerts {
     /// authentication, issued by a CA the server names (any, if it names none).
     fn candidates(&self, hints: &[&[u8]]) -> Result<Vec<psm::proto::CertInfo>, Error> {
         let now = super::unix_now() as i64;
-        let certs = self.ctx.lock_store().list(CERTS_USER)?;
+        let mut certs = self.ctx.lock_store().list(CERTS_USER)?;
+        if !self.ctx.pkcs11_modules().is_empty() {
+            // Certificates on the tokens present whose key is there too.
+            for c in crate::hwtokens::certificates(&self.ctx).iter() {
+                if c.info.has_private_key && !certs.iter().any(|s| s.sha256_hex == c.info.sha256_hex) {
+                    certs.push(c.info.clone());
+                }
+            }
+        }
         Ok(certs
             .into_iter()
             .filter(|c| c.has_private_key && c.not_before <= now && now <= c.not_after && !c.is_ca)
@@ -197,7 +233,8 @@ impl ClientCerts {
             Some(sha) => {
                 let operation = format!("identify you to {}", self.host);
                 crate::token::confirm_key_use(&self.ctx, self.to, &sha, &operation)?;
-                certified_key(&self.ctx, self.session, &sha).map(|k| Some((sha, k)))
+                let to = self.can_prompt.then_some(self.to);
+                certified_key(&self.ctx, self.session, to, &sha).map(|k| Some((sha, k)))
             }
             None => Ok(None),
         });

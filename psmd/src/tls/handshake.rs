@@ -462,7 +462,7 @@ fn client_handshake(
         Error::new(Code::PSM_ERR_INVALID_ARGUMENT, format!("\"{host}\" is not a valid server name"))
     })?;
     let named = match &opts.client_cert {
-        Some(q) => Some(crate::store::parse_fingerprint(&ctx.lock_store().find(q)?.sha256_hex)?),
+        Some(q) => Some(crate::store::parse_fingerprint(&crate::hwtokens::find_cert(ctx, q)?.sha256_hex)?),
         None => None,
     };
     let notes = Arc::new(Mutex::new(Notes::default()));
@@ -528,7 +528,7 @@ fn server_handshake(
     cert: &[u8; 32],
 ) -> Result<Established, Error> {
     let timeout = timeout_of(opts);
-    let key = certified_key(ctx, session, cert)?;
+    let key = certified_key(ctx, session, None, cert)?;
     let own = key.cert.first().map(|c| c.to_vec());
     let mut config = ServerConfig::builder_with_provider(ctx.tls_provider())
         .with_protocol_versions(versions(opts)?)

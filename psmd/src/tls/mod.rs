@@ -15,6 +15,7 @@ pub mod client_auth;
 pub mod handshake;
 pub mod info;
 pub mod relay;
+pub mod token_key;
 pub mod verifier;
 
 pub use handshake::{Established, HandshakeDone};
@@ -90,6 +91,8 @@ pub struct TlsContext {
     pub smime_results: crate::ops::view::Verdicts,
     /// The PKCS#11 modules the policy names, as loaded.
     pub pkcs11: Mutex<Pkcs11State>,
+    /// What psmd knows of the tokens in those modules' slots.
+    pub hw: crate::hwtokens::HwTokens,
     /// What is wrong, though psmd runs it, with the policy in force (it
     /// distrusts every anchor): logged and shown in Status.
     pub policy_warnings: Mutex<Vec<String>>,
@@ -131,6 +134,7 @@ impl TlsContext {
             smime: Default::default(),
             smime_results: Default::default(),
             pkcs11: Default::default(),
+            hw: Default::default(),
             policy_warnings: Default::default(),
             policy: Default::default(),
             audit: Default::default(),
@@ -228,6 +232,13 @@ impl TlsContext {
         }
         tracing::info!(loaded = modules.loaded().len(), "PKCS#11 modules from the policy");
         st.modules = Some(modules);
+    }
+
+    /// The loaded PKCS#11 modules, to call without holding any lock: a
+    /// module may take up to its timeout to answer.
+    pub fn pkcs11_modules(&self) -> Vec<Arc<crate::pkcs11::Module>> {
+        let st = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
+        st.modules.as_ref().map(|m| m.loaded().to_vec()).unwrap_or_default()
     }
 
     /// The modules for Status: each path the policy names, loaded or why not.

@@ -59,6 +59,22 @@ fn time(days: i64) -> Asn1Time {
 /// Issued by `issuer`, or self-signed when None.
 pub fn make(spec: &Spec<'_>, issuer: Option<&TestCert>) -> TestCert {
     let key = p256();
+    TestCert { cert: build(spec, issuer, &key, &key), key }
+}
+
+/// A certificate issued by `issuer` for a public key whose private half
+/// the test does not have (a key on a token): DER SubjectPublicKeyInfo.
+pub fn make_for_public(spec: &Spec<'_>, issuer: &TestCert, public: &[u8]) -> X509 {
+    let public = PKey::public_key_from_der(public).unwrap();
+    build(spec, Some(issuer), &public, &issuer.key)
+}
+
+fn build<T: openssl::pkey::HasPublic>(
+    spec: &Spec<'_>,
+    issuer: Option<&TestCert>,
+    key: &openssl::pkey::PKeyRef<T>,
+    self_signer: &PKey<Private>,
+) -> X509 {
     let mut name = X509NameBuilder::new().unwrap();
     name.append_entry_by_nid(Nid::COMMONNAME, spec.cn).unwrap();
     let name = name.build();
@@ -69,7 +85,7 @@ pub fn make(spec: &Spec<'_>, issuer: Option<&TestCert>) -> TestCert {
     b.set_issuer_name(issuer.map_or(&name, |i| i.cert.subject_name())).unwrap();
     b.set_not_before(&time(spec.from_days)).unwrap();
     b.set_not_after(&time(spec.to_days)).unwrap();
-    b.set_pubkey(&key).unwrap();
+    b.set_pubkey(key).unwrap();
     if spec.ca {
         b.append_extension(BasicConstraints::new().critical().ca().build().unwrap()).unwrap();
         b.append_extension(KeyUsage::new().critical().key_cert_sign().crl_sign().build().unwrap()).unwrap();
@@ -100,9 +116,9 @@ pub fn make(spec: &Spec<'_>, issuer: Option<&TestCert>) -> TestCert {
         let ext = san.build(&ctx).unwrap();
         b.append_extension(ext).unwrap();
     }
-    let signer = issuer.map_or(&key, |i| &i.key);
+    let signer = issuer.map_or(self_signer, |i| &i.key);
     b.sign(signer, MessageDigest::sha256()).unwrap();
-    TestCert { cert: b.build(), key }
+    b.build()
 }
 
 pub fn ca(cn: &str) -> TestCert {

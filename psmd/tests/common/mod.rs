@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod certs;
 pub mod smime;
+pub mod softhsm;
 pub mod tls;
 pub mod web;
 
@@ -28,6 +29,8 @@ pub const PATIENCE: Duration = Duration::from_secs(30);
 /// A private runtime directory (0700) holding the socket.
 pub struct RuntimeDir {
     pub dir: tempfile::TempDir,
+    /// Environment variables psmd started for this directory gets.
+    pub env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl Drop for RuntimeDir {
@@ -44,7 +47,7 @@ impl RuntimeDir {
     pub fn new() -> RuntimeDir {
         let dir = tempfile::Builder::new().prefix("psm-test-").tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
-        RuntimeDir { dir }
+        RuntimeDir { dir, env: Vec::new() }
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -116,6 +119,12 @@ impl Daemon {
     pub fn start_with_policy(text: &str) -> Daemon {
         let rt = RuntimeDir::new();
         rt.write_policy(text);
+        Daemon::start_in(rt)
+    }
+
+    /// A psmd for a runtime directory set up by the test (its policy,
+    /// its environment).
+    pub fn start_in(rt: RuntimeDir) -> Daemon {
         let child = spawn_psmd_in(&rt, &[], None);
         let mut d = Daemon { rt, child: Some(child), observer: None };
         wait_until("psmd accepts connections", || UnixStream::connect(d.socket()).is_ok());
@@ -214,6 +223,7 @@ pub fn spawn_psmd_with(rt: &RuntimeDir, extra: &[&str], max_fds: Option<u64>, st
     if rt.policy().exists() {
         cmd.env("PSM_POLICY", rt.policy());
     }
+    cmd.envs(rt.env.iter().map(|(k, v)| (k, v)));
     if let Some(n) = max_fds {
         // SAFETY: setrlimit is async-signal-safe; nothing else runs here.
         unsafe {
