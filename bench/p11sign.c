@@ -550,7 +550,10 @@ int main(int argc, char **argv)
         printf("%-11s (failed: the reason is on stderr)\n", "psm");
     printf("\n");
     if (psm_ok) {
-        printf("psm/in-process %.2f (goal >= 0.70)\n", psm.ops_per_s / local.ops_per_s);
+        /* Throughput is what the goal is about; the median ratio is shown
+         * too, as one stall (a timer tick on a shared CPU) moves ops/s. */
+        printf("psm/in-process %.2f by ops/s, %.2f by median latency (goal >= 0.70)\n",
+               psm.ops_per_s / local.ops_per_s, local.p50_us / psm.p50_us);
         status = EXIT_SUCCESS;
     } else {
         printf("psm/in-process n/a: the psm half failed (goal >= 0.70)\n");

@@ -492,10 +492,20 @@ pub fn key_for(
 
 /// Signs `data` with a token key: DER for ECDSA, as the soft token's.
 pub fn sign(ctx: &TlsContext, key: &KeyRef, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
-    let sig = key.module.sign(&key.key, alg, data).inspect_err(|e| {
+    signed(ctx, key, alg, key.module.sign(&key.key, alg, data))
+}
+
+/// What a token's signature means for psm: DER for ECDSA; a login lost
+/// behind psm's back (removal, the token's own timeout) forgets the keys
+/// found, to be found again after the next login.
+fn signed(
+    ctx: &TlsContext,
+    key: &KeyRef,
+    alg: SigAlg,
+    raw: Result<Vec<u8>, Error>,
+) -> Result<Vec<u8>, Error> {
+    let sig = raw.inspect_err(|e| {
         if e.code == Code::PSM_ERR_LOGIN_REQUIRED {
-            // Logged out behind psm's back (removal, the token's own
-            // timeout): find the key again after the next login.
             ctx.hw.invalidate();
         }
     })?;
@@ -531,8 +541,11 @@ pub fn spawn_watcher(ctx: Arc<TlsContext>) {
     let spawned = std::thread::Builder::new().name("pkcs11-watch".into()).spawn(move || {
         loop {
             std::thread::sleep(POLL_INTERVAL);
-            let modules = ctx.pkcs11_modules();
-            let paths: Vec<PathBuf> = modules.iter().map(|m| m.path().to_path_buf()).collect();
+            // A module busy with a long call (a PIN pad, a hung token) is
+            // left alone: asking it would wait behind that call.
+            let all = ctx.pkcs11_modules();
+            let paths: Vec<PathBuf> = all.iter().map(|m| m.path().to_path_buf()).collect();
+            let modules: Vec<Arc<Module>> = all.into_iter().filter(|m| !m.busy_for(POLL_INTERVAL)).collect();
             if paths != watched {
                 // A reload changed the modules: start over, without
                 // announcing every token of a new module as inserted.

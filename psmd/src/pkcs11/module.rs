@@ -147,6 +147,13 @@ impl Module {
         self.call("C_FindObjects", move |s| s.has_key_pair(&token, &id))
     }
 
+    /// Whether a call into this module has been running for longer than
+    /// `d` (the watcher leaves such a module alone rather than queue
+    /// behind the call).
+    pub fn busy_for(&self, d: Duration) -> bool {
+        self.shared.worker.hung(d).is_some()
+    }
+
     /// Signs `message` with a key on this module's token. For ECDSA the
     /// result is raw `r || s` ([`super::sign::ecdsa_raw_to_der`]).
     pub fn sign(&self, key: &TokenKey, alg: SigAlg, message: &[u8]) -> Result<Vec<u8>, Error> {

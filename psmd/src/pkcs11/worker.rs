@@ -76,7 +76,7 @@ impl<S: 'static> Worker<S> {
                         return;
                     }
                 };
-                while let Ok(job) = rx.recv() {
+                while let Some(job) = next_job(&rx) {
                     job(&mut state);
                 }
                 drop(state);
@@ -116,14 +116,7 @@ impl<S: 'static> Worker<S> {
         f: impl FnOnce(&mut S) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         if let Some((stuck, elapsed)) = self.hung(timeout) {
-            return Err(Error::new(
-                Code::PSM_ERR_TIMEOUT,
-                format!(
-                    "PKCS#11 module {} is hung: {stuck} has not returned for {}s; not calling {what}",
-                    self.name,
-                    elapsed.as_secs()
-                ),
-            ));
+            return Err(self.hung_error(stuck, elapsed, what));
         }
         let deadline = Instant::now() + timeout;
         let (reply_tx, reply_rx) = sync_channel::<Result<T, Error>>(1);
@@ -150,13 +143,24 @@ impl<S: 'static> Worker<S> {
                 format!("PKCS#11 module {} has been unloaded", self.name),
             ));
         }
-        match reply_rx.recv_timeout(timeout) {
+        match wait_reply(&reply_rx, timeout) {
             Ok(r) => r,
             Err(RecvTimeoutError::Timeout) => Err(timed_out(&self.name, what, timeout)),
             // The job was skipped (queued past its deadline) or the thread
             // is gone.
             Err(RecvTimeoutError::Disconnected) => Err(timed_out(&self.name, what, timeout)),
         }
+    }
+
+    fn hung_error(&self, stuck: &str, elapsed: Duration, what: &str) -> Error {
+        Error::new(
+            Code::PSM_ERR_TIMEOUT,
+            format!(
+                "PKCS#11 module {} is hung: {stuck} has not returned for {}s; not calling {what}",
+                self.name,
+                elapsed.as_secs()
+            ),
+        )
     }
 
     /// Stops taking calls; waits up to `timeout` for the thread to finish
@@ -173,6 +177,43 @@ impl<S> Drop for Worker<S> {
     fn drop(&mut self) {
         lock(&self.tx).take();
     }
+}
+
+/// How long a module thread keeps looking for its next call, yielding the
+/// CPU in between, before it sleeps. Calls come in bursts (a handshake's
+/// signature, a mail client signing a batch); waking a sleeping thread on
+/// another CPU costs tens of microseconds on virtual machines, more than a
+/// token's signature, and yielding keeps the look from stealing the CPU
+/// from any thread that has work.
+const LINGER: Duration = Duration::from_micros(200);
+/// How long a caller looks for its reply the same way before it sleeps:
+/// about what a fast token's call takes.
+const REPLY_LINGER: Duration = Duration::from_micros(100);
+
+/// The module thread's next call, or None once the worker is shut down.
+fn next_job<S>(rx: &Receiver<Job<S>>) -> Option<Job<S>> {
+    let until = Instant::now() + LINGER;
+    while Instant::now() < until {
+        match rx.try_recv() {
+            Ok(job) => return Some(job),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return None,
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv().ok()
+}
+
+/// A call's reply, waited for at most `timeout`.
+fn wait_reply<T>(rx: &Receiver<T>, timeout: Duration) -> Result<T, RecvTimeoutError> {
+    let start = Instant::now();
+    while start.elapsed() < REPLY_LINGER.min(timeout) {
+        match rx.try_recv() {
+            Ok(r) => return Ok(r),
+            Err(std::sync::mpsc::TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(std::sync::mpsc::TryRecvError::Empty) => std::thread::yield_now(),
+        }
+    }
+    rx.recv_timeout(timeout.saturating_sub(start.elapsed()))
 }
 
 /// Thread names are at most 15 bytes on Linux; the file name says most.
