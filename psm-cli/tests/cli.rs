@@ -316,6 +316,19 @@ fn keys_and_token_passwords_come_from_a_descriptor_or_the_terminal() {
     assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
     assert!(e.run_with(&["token", "passwd", "--password-fd", "0"], "second pw\n\n").status.success());
     assert_eq!(e.json(&["token", "status"])["has_password"], false);
+    // The token list: the soft token (no PKCS#11 module in this policy).
+    let list = e.ok(&["token", "list"]);
+    assert!(
+        list.starts_with("psm soft token\n") && list.contains("flags:        soft initialized"),
+        "{list}"
+    );
+    let tokens = e.json(&["token", "list"]);
+    assert_eq!(tokens[0]["label"], "psm soft token", "{tokens:#}");
+    // Its URI names it for login and logout, like --token for a card.
+    let uri = tokens[0]["uri"].as_str().unwrap().to_string();
+    assert!(e.ok(&["token", "logout", "--token", &uri]).is_empty());
+    let bad = e.run(&["token", "logout", "--token", "pkcs11:token=no%20such%20card"]);
+    assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
     // Without a descriptor and without a terminal (a new session has no
     // controlling terminal): a clear error, no hang.
     let mut c = e.cmd(&["token", "login"]);

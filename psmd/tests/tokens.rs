@@ -17,7 +17,8 @@ mod common;
 use common::certs::{self, Spec, TestCert};
 use common::softhsm::{MODULE, SoftHsm, USER_PIN};
 use common::tls::{Mode, Pki, ServerSetup, TlsServer};
-use common::{Daemon, PATIENCE, RuntimeDir};
+use common::web::{DialogApp, get, origin_of, post};
+use common::{Daemon, PATIENCE, RuntimeDir, wait_until};
 use openssl::hash::MessageDigest;
 use openssl::sign::Verifier;
 use openssl::x509::X509;
@@ -74,9 +75,14 @@ fn sha256_hex(c: &X509) -> String {
 /// A runtime directory whose psmd loads `module` (SoftHSM by default) and
 /// sees the fixture's tokens.
 fn runtime(module: &Path) -> RuntimeDir {
+    runtime_with(module, "")
+}
+
+/// The same with more policy settings.
+fn runtime_with(module: &Path, policy: &str) -> RuntimeDir {
     let f = fixture();
     let mut rt = RuntimeDir::new();
-    rt.write_policy(&format!("[pkcs11]\nmodules = [\"{}\"]\n", module.display()));
+    rt.write_policy(&format!("{policy}\n[pkcs11]\nmodules = [\"{}\"]\n", module.display()));
     rt.env.push(("SOFTHSM2_CONF".into(), f.hsm.conf.clone().into()));
     rt
 }
@@ -235,6 +241,48 @@ fn signs_with_token_keys_after_asking_for_the_pin_and_openssl_verifies() {
 }
 
 #[test]
+fn the_pin_is_asked_in_psms_dialog_and_a_wrong_one_is_asked_again_in_the_page() {
+    let d = daemon();
+    let app = DialogApp::connect(&d.socket(), "dialog-app");
+    let alice = sha256_hex(&fixture().alice);
+    let c = app.client.clone();
+    let signing = std::thread::spawn(move || c.key_sign(&alice, SigKind::EcdsaSha256, b"asked"));
+    let (id, url, ..) = app.next_dialog();
+    let page = get(&url, &[]);
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(page.body.contains(&format!("PIN for {EC_TOKEN}")), "{}", page.body);
+    assert!(page.body.contains("SoftHSM v2"), "{}", page.body);
+    let cookie = format!("Cookie: {}", page.cookie());
+    let wrong =
+        post(&url, Some(&origin_of(&url)), &[&cookie], &format!("nonce={}&password=0000", page.nonce()));
+    assert!(wrong.body.contains("That PIN was wrong"), "{}", wrong.body);
+    let right = post(
+        &url,
+        Some(&origin_of(&url)),
+        &[&cookie],
+        &format!("nonce={}&password={USER_PIN}", wrong.nonce()),
+    );
+    assert!(right.body.contains("window.close()"), "{}", right.body);
+    app.wait_done(id);
+    let sig = signing.join().unwrap().unwrap();
+    assert!(verify_ecdsa(&fixture().alice, b"asked", &sig));
+}
+
+#[test]
+fn an_idle_token_is_logged_out_after_the_policys_timeout() {
+    let d = Daemon::start_in(runtime_with(Path::new(MODULE), "[token]\nidle_timeout_secs = 1\n"));
+    let c = d.client();
+    let uri = uri_of(&c, EC_TOKEN);
+    c.token_login_to(&uri, Some(USER_PIN)).unwrap();
+    c.key_sign(&sha256_hex(&fixture().alice), SigKind::EcdsaSha256, b"in use").unwrap();
+    wait_until("the idle token is logged out", || {
+        token(&c.token_list().unwrap(), EC_TOKEN).flags & TOKEN_LOGGED_IN == 0
+    });
+    let e = c.key_sign(&sha256_hex(&fixture().alice), SigKind::EcdsaSha256, b"later").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_LOGIN_REQUIRED, "{e}");
+}
+
+#[test]
 fn tls_client_authentication_with_the_key_on_the_token() {
     let d = daemon();
     let c = d.client();
@@ -300,6 +348,23 @@ fn smime_signed_with_a_token_key_verifies_in_openssl_cms_and_a_token_key_decrypt
         .unwrap();
     assert!(out.status.success(), "openssl cms -verify: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.stdout, b"Signed on a token.\r\n");
+    // A message too large to go inline is signed on a stream, by the token.
+    let big: Vec<u8> =
+        b"A long letter, signed on a card.\r\n".iter().copied().cycle().take(700 * 1024).collect();
+    let streamed = c.smime_sign(ALICE, psm::proto::SMIME_DETACHED, &big).unwrap();
+    let (big_msg, big_out) = (dir.path().join("big.eml"), dir.path().join("big.out"));
+    std::fs::write(&big_msg, &streamed).unwrap();
+    let out = Command::new("openssl")
+        .args(["cms", "-verify", "-purpose", "any", "-in"])
+        .arg(&big_msg)
+        .arg("-CAfile")
+        .arg(&ca)
+        .arg("-out")
+        .arg(&big_out)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl cms -verify (streamed): {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read(&big_out).unwrap(), big);
     // psm itself agrees.
     let v = c.smime_verify(&signed, None, None, 0).unwrap();
     assert_eq!(v.status, Code::PSM_OK, "{v:#?}");
