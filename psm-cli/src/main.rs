@@ -827,8 +827,16 @@ fn token(cli: &Cli, cmd: &TokenCmd) -> Outcome {
             Ok(())
         }
         TokenCmd::Login { password_fd, token: Some(uri) } => {
-            let pin = password(*password_fd, "token PIN", &mut None)?;
-            c.token_login_to(uri, Some(&pin))?;
+            let pin_pad =
+                c.token_list()?.iter().any(|t| t.uri == *uri && t.flags & psm::proto::TOKEN_PIN_PAD != 0);
+            if pin_pad {
+                // The reader takes the PIN; psm never sees it.
+                println!("type the PIN on the reader's PIN pad");
+                c.token_login_to(uri, None)?;
+            } else {
+                let pin = password(*password_fd, "token PIN", &mut None)?;
+                c.token_login_to(uri, Some(&pin))?;
+            }
             println!("logged in");
             Ok(())
         }

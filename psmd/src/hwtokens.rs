@@ -74,6 +74,10 @@ struct State {
 #[derive(Default)]
 pub struct HwTokens {
     state: Mutex<State>,
+    /// Taken for a login that asks the user, so two requests needing the
+    /// same token do not ask for its PIN twice: the second finds it logged
+    /// in. Never taken by the event loop.
+    login: Mutex<()>,
 }
 
 impl HwTokens {
@@ -84,10 +88,15 @@ impl HwTokens {
     /// Forgets every listing and key found: a token came, went, or logged
     /// in or out (a login shows keys a token hides until then).
     pub fn invalidate(&self) {
-        let mut st = self.state();
-        st.generation += 1;
-        st.certs = None;
-        st.keys.clear();
+        let stale = {
+            let mut st = self.state();
+            st.generation += 1;
+            (st.certs.take(), std::mem::take(&mut st.keys))
+        };
+        // Dropped unlocked: they may hold the last reference to a module
+        // the policy no longer names, whose unloading (C_Finalize) may take
+        // up to its timeout, and the event loop takes this lock.
+        drop(stale);
     }
 
     fn used(&self, token: &pkcs11::TokenInfo) {
@@ -99,6 +108,25 @@ impl HwTokens {
         let st = self.state();
         st.keys.get(cert_sha256).filter(|(g, _)| *g == st.generation).map(|(_, k)| k.clone())
     }
+}
+
+/// A call running this long means the module is slow or hung (or waits
+/// for a PIN pad): listings leave it out rather than queue behind it.
+const BUSY: Duration = Duration::from_millis(200);
+
+/// The loaded modules not busy with a long call, for listings that must
+/// not wait for one (a hung module must not slow down certificate lists
+/// of the soft token); each left out is logged.
+fn answering_modules(ctx: &TlsContext) -> Vec<Arc<Module>> {
+    let mut all = ctx.pkcs11_modules();
+    all.retain(|m| {
+        let busy = m.busy_for(BUSY);
+        if busy {
+            tracing::debug!(module = %m.path().display(), "busy with a long call: left out of this listing");
+        }
+        !busy
+    });
+    all
 }
 
 /// The URI of a token as applications name it.
@@ -158,7 +186,7 @@ fn soft_token_uri() -> String {
 /// a slot of a loaded module. A module that fails is logged and left out.
 pub fn list(ctx: &TlsContext, session: u64) -> Vec<proto::TokenInfo> {
     let mut out = vec![soft_token(ctx, session)];
-    for m in ctx.pkcs11_modules() {
+    for m in answering_modules(ctx) {
         let tokens = match m.tokens() {
             Ok(t) => t,
             Err(e) => {
@@ -224,6 +252,7 @@ pub fn is_soft_token(uri: &str) -> bool {
 /// already is success, as it is for the card.
 pub fn login(
     ctx: &TlsContext,
+    session: u64,
     to: Option<ReplyTo>,
     module: &Module,
     token: &pkcs11::TokenInfo,
@@ -231,6 +260,12 @@ pub fn login(
     purpose: &str,
 ) -> Result<(), Error> {
     if !token.flags.login_required || module.logged_in(token)? {
+        ctx.hw.used(token);
+        return Ok(());
+    }
+    let _one_at_a_time = ctx.hw.login.lock().unwrap_or_else(|p| p.into_inner());
+    if module.logged_in(token)? {
+        // Another request logged it in while this one waited.
         ctx.hw.used(token);
         return Ok(());
     }
@@ -270,25 +305,32 @@ pub fn login(
             ),
         )),
     };
-    if result.is_ok() {
-        tracing::info!(token = %token.label, module = %token.module.display(), "PKCS#11 token logged in");
-        ctx.hw.invalidate();
-        ctx.hw.used(token);
-        ctx.token.changed();
+    match &result {
+        Ok(()) => {
+            tracing::info!(token = %token.label, module = %token.module.display(), "PKCS#11 token logged in");
+            ctx.hw.invalidate();
+            ctx.hw.used(token);
+            ctx.token.changed();
+        }
+        // The module may still finish the login after psm stopped waiting:
+        // the idle timeout then logs the token out.
+        Err(e) if e.code == Code::PSM_ERR_TIMEOUT => ctx.hw.used(token),
+        Err(_) => {}
     }
-    ctx.audit.record_result(to.map_or(0, |t| t.session_id), "token-login", || token.label.clone(), &result);
+    ctx.audit.record_result(session, "token-login", || token.label.clone(), &result);
     result
 }
 
 /// `TokenLoginTo` for a module's token.
 pub fn login_to(
     ctx: &TlsContext,
+    session: u64,
     to: Option<ReplyTo>,
     uri: &str,
     pin: Option<Zeroizing<String>>,
 ) -> Result<(), Error> {
     let (module, token) = find_token(ctx, uri)?;
-    login(ctx, to, &module, &token, pin, "log in")
+    login(ctx, session, to, &module, &token, pin, "log in")
 }
 
 /// `TokenLogoutFrom` for a module's token.
@@ -309,6 +351,13 @@ fn log_out_done(ctx: &TlsContext, token: &pkcs11::TokenInfo, why: &str) {
 /// Every certificate on every token present, listed at most
 /// [`CERTS_TTL`] ago. Modules that fail are logged and skipped.
 pub fn certificates(ctx: &TlsContext) -> Listing {
+    listing(ctx, false)
+}
+
+/// The listing; with `wait`, modules busy with a long call are waited for
+/// (up to their timeout) instead of left out. Only a listing of every
+/// module is kept for reuse.
+fn listing(ctx: &TlsContext, wait: bool) -> Listing {
     let generation = {
         let st = ctx.hw.state();
         if let Some((at, g, certs)) = &st.certs
@@ -321,7 +370,9 @@ pub fn certificates(ctx: &TlsContext) -> Listing {
     };
     let any = Pkcs11Uri::default();
     let mut out = Vec::new();
-    for m in ctx.pkcs11_modules() {
+    let modules = if wait { ctx.pkcs11_modules() } else { answering_modules(ctx) };
+    let complete = modules.len() == ctx.pkcs11_modules().len();
+    for m in modules {
         let tokens = match m.tokens() {
             Ok(t) => t,
             Err(e) => {
@@ -347,7 +398,7 @@ pub fn certificates(ctx: &TlsContext) -> Listing {
     }
     let out = Arc::new(out);
     let mut st = ctx.hw.state();
-    if st.generation == generation {
+    if st.generation == generation && complete {
         st.certs = Some((Instant::now(), generation, out.clone()));
     }
     out
@@ -365,7 +416,10 @@ fn describe(module: &Arc<Module>, cert: pkcs11::TokenCertificate) -> Result<Toke
 
 /// The token certificate with this SHA-256, if a token present holds it.
 pub fn cert_by_sha256(ctx: &TlsContext, sha256: &[u8; 32]) -> Option<Arc<TokenCert>> {
-    certificates(ctx).iter().find(|c| c.sha256 == *sha256).cloned()
+    let find = |l: Listing| l.iter().find(|c| c.sha256 == *sha256).cloned();
+    // A key's certificate is worth waiting for: its module may be busy
+    // with another signature (a smart card's RSA takes a second).
+    find(certificates(ctx)).or_else(|| find(listing(ctx, true)))
 }
 
 /// Token certificates for a `CertFind` query: a PKCS#11 URI (searched on
@@ -419,6 +473,15 @@ pub fn find_cert(ctx: &TlsContext, query: &str) -> Result<CertInfo, Error> {
         }
     }
     let found = find(ctx, query)?;
+    if pkcs11::is_pkcs11_uri(query) && found.len() > 1 {
+        return Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!(
+                "{} certificates match the PKCS#11 URI; name one with token=, object= or id=",
+                found.len()
+            ),
+        ));
+    }
     // Like the store's e-mail lookup: the one valid longest.
     let best = found.iter().max_by_key(|c| c.info.not_after).ok_or_else(|| {
         Error::new(
@@ -434,11 +497,13 @@ pub fn find_cert(ctx: &TlsContext, query: &str) -> Result<CertInfo, Error> {
 /// holds that certificate.
 pub fn key_for(
     ctx: &TlsContext,
+    session: u64,
     to: Option<ReplyTo>,
     cert_sha256: &[u8; 32],
     purpose: &str,
 ) -> Result<Option<KeyRef>, Error> {
     if let Some(k) = ctx.hw.ready_key(cert_sha256) {
+        ctx.hw.used(&k.key.token);
         return Ok(Some(k));
     }
     let Some(cert) = cert_by_sha256(ctx, cert_sha256) else { return Ok(None) };
@@ -453,7 +518,11 @@ pub fn key_for(
             ),
         ));
     }
-    login(ctx, to, &module, token, None, purpose)?;
+    login(ctx, session, to, &module, token, None, purpose)?;
+    // Keys found under the login state of now: a removal or logout that
+    // comes while they are looked up makes them stale, and they are then
+    // not kept.
+    let generation = ctx.hw.state().generation;
     let uri = Pkcs11Uri {
         serial: Some(token.serial.clone()),
         token: Some(token.label.clone()),
@@ -485,8 +554,9 @@ pub fn key_for(
     };
     let k = KeyRef { module, key, cert };
     let mut st = ctx.hw.state();
-    let generation = st.generation;
-    st.keys.insert(*cert_sha256, (generation, k.clone()));
+    if st.generation == generation {
+        st.keys.insert(*cert_sha256, (generation, k.clone()));
+    }
     Ok(Some(k))
 }
 
@@ -545,7 +615,7 @@ pub fn spawn_watcher(ctx: Arc<TlsContext>) {
             // left alone: asking it would wait behind that call.
             let all = ctx.pkcs11_modules();
             let paths: Vec<PathBuf> = all.iter().map(|m| m.path().to_path_buf()).collect();
-            let modules: Vec<Arc<Module>> = all.into_iter().filter(|m| !m.busy_for(POLL_INTERVAL)).collect();
+            let modules: Vec<Arc<Module>> = all.iter().filter(|m| !m.busy_for(POLL_INTERVAL)).cloned().collect();
             if paths != watched {
                 // A reload changed the modules: start over, without
                 // announcing every token of a new module as inserted.
@@ -572,7 +642,7 @@ pub fn spawn_watcher(ctx: Arc<TlsContext>) {
                 ctx.token.changed();
                 ctx.mailbox.post(crate::mailbox::LoopMsg::Changed);
             }
-            log_out_idle(&ctx, &modules);
+            log_out_idle(&ctx, &all);
         }
     });
     if let Err(e) = spawned {
@@ -581,7 +651,7 @@ pub fn spawn_watcher(ctx: Arc<TlsContext>) {
 }
 
 /// Logs out the tokens unused for longer than the policy's idle timeout.
-fn log_out_idle(ctx: &TlsContext, modules: &[Arc<Module>]) {
+fn log_out_idle(ctx: &TlsContext, all: &[Arc<Module>]) {
     let idle = Duration::from_secs(ctx.policy().idle_timeout_secs);
     let stale: Vec<(PathBuf, u64)> = ctx
         .hw
@@ -592,10 +662,13 @@ fn log_out_idle(ctx: &TlsContext, modules: &[Arc<Module>]) {
         .map(|(k, _)| k.clone())
         .collect();
     for (path, slot) in stale {
-        let Some(m) = modules.iter().find(|m| m.path() == path) else {
+        let Some(m) = all.iter().find(|m| m.path() == path) else {
             ctx.hw.state().last_use.remove(&(path, slot));
             continue;
         };
+        if m.busy_for(POLL_INTERVAL) {
+            continue; // next time: logging out would wait behind its call
+        }
         let Ok(tokens) = m.tokens() else { continue };
         match tokens.iter().find(|t| t.slot == slot) {
             Some(t) => match m.logout(t) {

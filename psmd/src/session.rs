@@ -241,11 +241,10 @@ impl Session {
                 self.blocking(ops::token::set_password_asking(old))
             }
             Request::TokenSetPassword { old, new } => ops::token::set_password(stats, self.id, old, new),
-            Request::TokenList => ops::token::list(stats, self.id),
-            Request::TokenLoginTo { token, pin: None } if self.can_ask() => {
-                self.blocking(ops::token::login_to_asking(token))
+            Request::TokenList => ops::token::list(self.id),
+            Request::TokenLoginTo { token, pin } => {
+                ops::token::login_to(stats, self.id, token, pin, self.can_ask())
             }
-            Request::TokenLoginTo { token, pin } => ops::token::login_to(stats, self.id, token, pin),
             Request::TokenLogoutFrom { token } => ops::token::logout_from(stats, self.id, token),
             Request::KeyGenerate { kind, subject_dn, nickname, sans } => {
                 ops::key::generate(stats, self.id, kind, subject_dn, nickname, sans)

@@ -206,6 +206,9 @@ fn token_certificates_appear_in_lists_and_finds_marked_with_their_token() {
     assert_eq!(by_uri.nickname, format!("{EC_TOKEN}:Alice"));
     assert_eq!(c.cert_find(ALICE).unwrap().sha256_hex, sha256_hex(&f.alice));
     assert_eq!(c.cert_find(&format!("sha256:{}", sha256_hex(&f.bob))).unwrap().token, RSA_TOKEN);
+    // A URI that names several certificates is refused, not guessed.
+    let e = c.cert_find("pkcs11:type=cert").unwrap_err();
+    assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{e}");
     let e = c.cert_find("pkcs11:token=no-such-token").unwrap_err();
     assert_eq!(e.code, Code::PSM_ERR_NOT_FOUND, "{e}");
     let e = c.cert_find("pkcs11:token=psm-ec?pin-value=1234").unwrap_err();
@@ -270,7 +273,7 @@ fn the_pin_is_asked_in_psms_dialog_and_a_wrong_one_is_asked_again_in_the_page() 
 
 #[test]
 fn an_idle_token_is_logged_out_after_the_policys_timeout() {
-    let d = Daemon::start_in(runtime_with(Path::new(MODULE), "[token]\nidle_timeout_secs = 1\n"));
+    let d = Daemon::start_in(runtime_with(Path::new(MODULE), "[token]\nidle_timeout_secs = 3\n"));
     let c = d.client();
     let uri = uri_of(&c, EC_TOKEN);
     c.token_login_to(&uri, Some(USER_PIN)).unwrap();
@@ -407,10 +410,19 @@ fn a_hung_module_fails_its_callers_and_leaves_the_soft_token_and_other_sessions_
         assert!(!sig.is_empty());
         other.ping().unwrap();
     }
+    // Certificate lists and finds leave the busy module out rather than
+    // wait for it.
+    let listed = other.cert_list(CERTS_USER).unwrap();
+    assert!(listed.iter().any(|c| c.sha256_hex == pki.client_a.sha256_hex()), "{listed:#?}");
+    assert_eq!(other.cert_find("soft").unwrap().sha256_hex, pki.client_a.sha256_hex());
     assert!(!hung.is_finished(), "the hung call ended before 20 soft-token signatures did");
     let e = hung.join().unwrap().unwrap_err();
     assert_eq!(e.code, Code::PSM_ERR_TIMEOUT, "{e}");
     assert!(e.message.contains("C_Sign") && e.message.contains("sleepy"), "{e}");
+    // Status reports it (once the call has run for the whole timeout).
+    wait_until("Status reports the hung module", || {
+        d.status()["pkcs11"]["modules"][0]["hung"]["call"] == "C_Sign"
+    });
     // While it stays stuck, calls into that module fail at once.
     let started = Instant::now();
     let e = other.key_sign(&sha256_hex(&fixture().alice), SigKind::EcdsaSha256, b"x").unwrap_err();

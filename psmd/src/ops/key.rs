@@ -179,7 +179,7 @@ fn sign_any(
 ) -> Result<Reply, Error> {
     match sign_with_store(&ctx.store, &ctx.token, session, fp, alg, data) {
         Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => {
-            match crate::hwtokens::key_for(ctx, to, fp, "sign data")? {
+            match crate::hwtokens::key_for(ctx, session, to, fp, "sign data")? {
                 Some(key) => crate::hwtokens::sign(ctx, &key, sig_alg(alg), data).map(Reply::Bytes),
                 None => Err(e),
             }

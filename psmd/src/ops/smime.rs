@@ -135,7 +135,7 @@ fn unsealed_key(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<L
         // The key is on a PKCS#11 token: OpenSSL will hand it each
         // operation; the token logs in first (asking for its PIN).
         let to = jc.can_prompt.then_some(jc.to);
-        if let Some(key) = crate::hwtokens::key_for(jc.ctx, to, &fp, purpose)? {
+        if let Some(key) = crate::hwtokens::key_for(jc.ctx, jc.session(), to, &fp, purpose)? {
             return crate::hwtokens::openssl_key(&key).map(Arc::new);
         }
     }
@@ -155,6 +155,23 @@ fn unsealed_key(jc: &JobCtx<'_>, info: &CertInfo, purpose: &str) -> Result<Arc<L
     let key = jc.ctx.token.key(jc.session(), &spki, &row)?;
     jc.ctx.token.remember_signer(&fp, key.clone());
     Ok(key)
+}
+
+/// An OpenSSL failure with a key on a PKCS#11 token says only that the
+/// private operation failed; the token's own reason (a login needed, a
+/// hung module, a refusal) is what the application should see. A lost
+/// login also forgets the keys found under it.
+fn token_reason<T>(ctx: &TlsContext, key: &LoadedKey, r: Result<T, Error>) -> Result<T, Error> {
+    match r {
+        Err(e) if key.is_on_token() => {
+            let e = crate::pkcs11::ossl::take_error().unwrap_or(e);
+            if e.code == Code::PSM_ERR_LOGIN_REQUIRED {
+                ctx.hw.invalidate();
+            }
+            Err(e)
+        }
+        r => r,
+    }
 }
 
 /// `der` must be valid for `usage` now: psm neither signs with nor
@@ -401,7 +418,7 @@ pub fn sign(signer: String, flags: u32, data: Vec<u8>) -> BlockingJob {
         let out = Bio::mem().map_err(bio_error)?;
         let input = Bio::slice(&data).map_err(bio_error)?;
         let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
-        smime::sign(&signer, flags, &input, Some(&data), &out)?;
+        token_reason(jc.ctx, &s.key, smime::sign(&signer, flags, &input, Some(&data), &out))?;
         tracing::info!(session = jc.session(), "signed a message");
         Ok(Reply::Bytes(out.mem_contents()))
     })
@@ -730,7 +747,7 @@ fn decrypt_to(
         ));
     };
     let key = key_of(jc, &info, "decrypting a message")?;
-    smime::decrypt(msg, key.pkey(), &x509, dcont, out, flags)?;
+    token_reason(jc.ctx, &key, smime::decrypt(msg, key.pkey(), &x509, dcont, out, flags))?;
     Ok(info)
 }
 
@@ -976,7 +993,7 @@ fn run_stream(jc: &JobCtx<'_>, op: SmimeOp, flags: u32, sock: &mut UnixStream) -
             let (input, output) =
                 (Bio::buffered_fd(fd).map_err(bio_error)?, Bio::buffered_fd(fd).map_err(bio_error)?);
             let signer = Signer { cert: &s.cert, key: s.key.pkey(), chain: &s.chain };
-            smime::sign(&signer, flags, &input, empty.then_some(&[]), &output)?;
+            token_reason(jc.ctx, &s.key, smime::sign(&signer, flags, &input, empty.then_some(&[]), &output))?;
             output.flush().map_err(|_| Error::new(Code::PSM_ERR_IO, "writing the data channel"))?;
             Ok(Reply::Done)
         }

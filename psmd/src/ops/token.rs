@@ -97,37 +97,37 @@ pub fn set_password_asking(old: Option<Secret>) -> BlockingJob {
     })
 }
 
-/// `TokenList`: asks every module for its tokens, so on the pool.
-pub fn list(shared: &Shared, session: u64) -> Outcome {
-    let ctx = shared.tls.clone();
-    Outcome::Work(Box::new(move || Ok(Reply::Tokens(crate::hwtokens::list(&ctx, session)))))
+/// `TokenList`: asks every module for its tokens, on a thread of its own
+/// (a module may take up to its timeout to answer, and the worker pool
+/// must not wait for it).
+pub fn list(session: u64) -> Outcome {
+    let job: BlockingJob = Box::new(move |jc| Ok(Reply::Tokens(crate::hwtokens::list(jc.ctx, session))));
+    Outcome::Blocking { job, can_prompt: false }
 }
 
-/// `TokenLoginTo` with a PIN, or from an application psm cannot ask (a
-/// token with a PIN pad still works: the user types on the reader).
-pub fn login_to(shared: &Shared, session: u64, uri: String, pin: Option<Secret>) -> Outcome {
+/// `TokenLoginTo`: the soft token's login, or a module's token's with the
+/// PIN given, typed on its PIN pad, or asked (when psm may ask this
+/// application's user), on a thread that may wait that long.
+pub fn login_to(shared: &Shared, session: u64, uri: String, pin: Option<Secret>, can_ask: bool) -> Outcome {
     if crate::hwtokens::is_soft_token(&uri) {
-        return login(shared, session, pin);
+        return match pin {
+            None if can_ask => Outcome::Blocking { job: login_asking(), can_prompt: true },
+            pin => login(shared, session, pin),
+        };
     }
-    let ctx = shared.tls.clone();
-    Outcome::Work(Box::new(move || {
+    let job: BlockingJob = Box::new(move |jc| {
         let pin = pin.map(|p| zeroize::Zeroizing::new(p.0.clone()));
-        crate::hwtokens::login_to(&ctx, None, &uri, pin).map(|()| Reply::Done)
-    }))
-}
-
-/// `TokenLoginTo` without a PIN from an application that lets psm ask.
-pub fn login_to_asking(uri: String) -> BlockingJob {
-    if crate::hwtokens::is_soft_token(&uri) {
-        return login_asking();
-    }
-    Box::new(move |jc| crate::hwtokens::login_to(jc.ctx, Some(jc.to), &uri, None).map(|()| Reply::Done))
+        let to = jc.can_prompt.then_some(jc.to);
+        crate::hwtokens::login_to(jc.ctx, session, to, &uri, pin).map(|()| Reply::Done)
+    });
+    Outcome::Blocking { job, can_prompt: can_ask }
 }
 
 pub fn logout_from(shared: &Shared, session: u64, uri: String) -> Outcome {
     if crate::hwtokens::is_soft_token(&uri) {
         return logout(shared, session);
     }
-    let ctx = shared.tls.clone();
-    Outcome::Work(Box::new(move || crate::hwtokens::logout_from(&ctx, &uri).map(|()| Reply::Done)))
+    let job: BlockingJob =
+        Box::new(move |jc| crate::hwtokens::logout_from(jc.ctx, &uri).map(|()| Reply::Done));
+    Outcome::Blocking { job, can_prompt: false }
 }

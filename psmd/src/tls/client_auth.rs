@@ -31,7 +31,9 @@ pub fn certified_key(
     sha256: &[u8; 32],
 ) -> Result<Arc<CertifiedKey>, Error> {
     let r = match load_certified_key(ctx, session, sha256) {
-        Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => token_certified_key(ctx, to, sha256)?.ok_or(e),
+        Err(e) if e.code == Code::PSM_ERR_NOT_FOUND => {
+            token_certified_key(ctx, session, to, sha256)?.ok_or(e)
+        }
         r => r,
     };
     ctx.audit.record_result(session, "tls-key", || hex::encode(sha256), &r);
@@ -40,10 +42,11 @@ pub fn certified_key(
 
 fn token_certified_key(
     ctx: &Arc<TlsContext>,
+    session: u64,
     to: Option<ReplyTo>,
     sha256: &[u8; 32],
 ) -> Result<Option<Arc<CertifiedKey>>, Error> {
-    let Some(key) = crate::hwtokens::key_for(ctx, to, sha256, "identify you to a server")? else {
+    let Some(key) = crate::hwtokens::key_for(ctx, session, to, sha256, "identify you to a server")? else {
         return Ok(None);
     };
     let leaf = key.cert.cert.der.clone();

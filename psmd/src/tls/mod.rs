@@ -222,6 +222,8 @@ impl TlsContext {
         st.paths = wanted.clone();
         st.errors.clear();
         st.modules = None;
+        // Keys and certificates found on the modules let go of are stale.
+        self.hw.invalidate();
         if wanted.is_empty() {
             return;
         }
@@ -244,18 +246,25 @@ impl TlsContext {
     /// The modules for Status: each path the policy names, loaded or why not.
     pub fn pkcs11_json(&self) -> serde_json::Value {
         let st = self.pkcs11.lock().unwrap_or_else(|p| p.into_inner());
-        let loaded: Vec<std::path::PathBuf> =
-            st.modules.iter().flat_map(|m| m.loaded().iter().map(|m| m.path().to_path_buf())).collect();
+        let loaded: Vec<&Arc<crate::pkcs11::Module>> =
+            st.modules.iter().flat_map(|m| m.loaded().iter()).collect();
         let list: Vec<serde_json::Value> = st
             .paths
             .iter()
             .map(|p| {
                 let canonical = std::fs::canonicalize(p).unwrap_or_else(|_| p.clone());
                 let error = st.errors.iter().find(|(e, _)| e == p).map(|(_, m)| m.clone());
+                let module = loaded.iter().find(|m| m.path() == canonical);
+                // A call running past the timeout: the module is hung, and
+                // its calls fail at once until that one returns.
+                let hung = module
+                    .and_then(|m| m.hung())
+                    .map(|(call, for_)| serde_json::json!({ "call": call, "seconds": for_.as_secs() }));
                 serde_json::json!({
                     "path": p.display().to_string(),
-                    "loaded": error.is_none() && loaded.contains(&canonical),
+                    "loaded": error.is_none() && module.is_some(),
                     "error": error,
+                    "hung": hung,
                 })
             })
             .collect();
