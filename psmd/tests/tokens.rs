@@ -389,6 +389,22 @@ fn smime_signed_with_a_token_key_verifies_in_openssl_cms_and_a_token_key_decrypt
     assert!(out.status.success(), "openssl cms -encrypt: {}", String::from_utf8_lossy(&out.stderr));
     let info = c.smime_decrypt(&std::fs::read(&enc).unwrap(), None, 0).unwrap();
     assert_eq!(&info.content[..], b"For Bob's card only.\r\n");
+
+    // And to Alice's EC certificate: ECDH key agreement on her token.
+    let alice = dir.path().join("alice.pem");
+    std::fs::write(&alice, f.alice.to_pem().unwrap()).unwrap();
+    std::fs::write(&plain, b"For Alice's card only.\r\n").unwrap();
+    let out = Command::new("openssl")
+        .args(["cms", "-encrypt", "-aes-256-cbc", "-in"])
+        .arg(&plain)
+        .arg("-out")
+        .arg(&enc)
+        .arg(&alice)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl cms -encrypt (EC): {}", String::from_utf8_lossy(&out.stderr));
+    let info = c.smime_decrypt(&std::fs::read(&enc).unwrap(), None, 0).unwrap();
+    assert_eq!(&info.content[..], b"For Alice's card only.\r\n");
 }
 
 #[test]

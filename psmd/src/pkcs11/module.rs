@@ -147,6 +147,13 @@ impl Module {
         self.call("C_FindObjects", move |s| s.has_key_pair(&token, &id))
     }
 
+    /// ECDH of the token's EC key with `peer_point` (uncompressed): the
+    /// `len`-byte shared secret (see `State::ecdh`).
+    pub fn ecdh(&self, key: &TokenKey, peer_point: &[u8], len: usize) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let (key, point) = (key.clone(), peer_point.to_vec());
+        self.call("C_DeriveKey", move |s| s.ecdh(&key, &point, len))
+    }
+
     /// Whether a call into this module has been running for longer than
     /// `d` (the watcher leaves such a module alone rather than queue
     /// behind the call).

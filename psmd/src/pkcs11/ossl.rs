@@ -519,20 +519,64 @@ unsafe extern "C" fn ec_sign(
     })
 }
 
-/// ECDH with the token key (CMS decryption to an EC certificate) would
-/// need `CKM_ECDH1_DERIVE`; say so rather than let OpenSSL fail on the
-/// missing private key.
+/// `ECDH_compute_key`'s method (CMS decryption to an EC certificate):
+/// the token derives the shared secret (`CKM_ECDH1_DERIVE`) with the
+/// peer's point; OpenSSL runs the KDF over it and frees it
+/// (`OPENSSL_clear_free`), so it is handed over in OpenSSL's memory.
 unsafe extern "C" fn ec_compute_key(
-    _psec: *mut *mut c_uchar,
-    _pseclen: *mut usize,
-    _pub_key: *const EC_POINT,
-    _ecdh: *const EC_KEY,
+    psec: *mut *mut c_uchar,
+    pseclen: *mut usize,
+    pub_key: *const EC_POINT,
+    ecdh: *const EC_KEY,
 ) -> c_int {
     guarded(0, || {
-        Err(Error::new(
-            Code::PSM_ERR_UNSUPPORTED,
-            "key agreement (ECDH) with an EC token key is not supported",
-        ))
+        if psec.is_null() || pseclen.is_null() || pub_key.is_null() {
+            return Err(Error::new(Code::PSM_ERR_INTERNAL, "OpenSSL gave no ECDH output or peer"));
+        }
+        let index = ec_method()?.index;
+        // SAFETY: OpenSSL passes its live key, whose group the peer's point
+        // is on; point2oct writes at most the length it returned for NULL.
+        let (ctx, point, len) = unsafe {
+            let ctx = context(EC_KEY_get_ex_data(ecdh, index))?;
+            let group = openssl_sys::EC_KEY_get0_group(ecdh);
+            let uncompressed = openssl_sys::point_conversion_form_t::POINT_CONVERSION_UNCOMPRESSED;
+            let n = openssl_sys::EC_POINT_point2oct(
+                group,
+                pub_key,
+                uncompressed,
+                ptr::null_mut(),
+                0,
+                ptr::null_mut(),
+            );
+            let mut point = vec![0u8; n];
+            if n == 0
+                || openssl_sys::EC_POINT_point2oct(
+                    group,
+                    pub_key,
+                    uncompressed,
+                    point.as_mut_ptr(),
+                    n,
+                    ptr::null_mut(),
+                ) != n
+            {
+                return Err(Error::new(Code::PSM_ERR_DECODE, "the peer's ECDH public key cannot be encoded"));
+            }
+            let bits = usize::try_from(openssl_sys::EC_GROUP_get_degree(group)).unwrap_or(0);
+            (ctx, point, bits.div_ceil(8))
+        };
+        let secret = ctx.module.ecdh(&ctx.key, &point, len)?;
+        // SAFETY: a fresh OpenSSL allocation of secret.len() bytes, written
+        // whole, and both outputs checked non-NULL above.
+        unsafe {
+            let out = openssl_sys::CRYPTO_malloc(secret.len(), c"psm-ecdh".as_ptr(), 0).cast::<c_uchar>();
+            if out.is_null() {
+                return Err(Error::new(Code::PSM_ERR_INTERNAL, "out of memory for the ECDH secret"));
+            }
+            ptr::copy_nonoverlapping(secret.as_ptr(), out, secret.len());
+            *psec = out;
+            *pseclen = secret.len();
+        }
+        Ok(1)
     })
 }
 

@@ -12,6 +12,7 @@ use std::path::Path;
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as CkError, RvError};
 use cryptoki::mechanism::Mechanism;
+use cryptoki::mechanism::elliptic_curve::{EcKdf, Ecdh1DeriveParams};
 use cryptoki::object::{Attribute, AttributeType, CertificateType, KeyType, ObjectClass, ObjectHandle};
 use cryptoki::session::{Session, SessionState, UserType};
 use cryptoki::slot::Slot;
@@ -414,6 +415,44 @@ impl State {
             RsaDecrypt::Raw => Mechanism::RsaX509,
         };
         self.with_key(key, |s, handle| s.decrypt(&mechanism, handle, data)).map(Zeroizing::new)
+    }
+
+    /// ECDH (`CKM_ECDH1_DERIVE`, no KDF) of the token's EC key with
+    /// `peer_point` (an uncompressed point): the shared secret, `len`
+    /// bytes, which the caller runs its own KDF over (CMS does). The token
+    /// makes it a session object that can be read, psm reads it and
+    /// destroys the object at once.
+    pub fn ecdh(
+        &mut self,
+        key: &TokenKey,
+        peer_point: &[u8],
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        sign::check_kind("ECDH", KeyKind::Ec, key.kind)?;
+        let secret = self.with_key(key, |s, handle| {
+            let params = Ecdh1DeriveParams::new(EcKdf::null(), peer_point);
+            let template = [
+                Attribute::Class(ObjectClass::SECRET_KEY),
+                Attribute::KeyType(KeyType::GENERIC_SECRET),
+                Attribute::Token(false),
+                Attribute::Sensitive(false),
+                Attribute::Extractable(true),
+                Attribute::ValueLen((len as u64).into()),
+            ];
+            let derived = s.derive_key(&Mechanism::Ecdh1Derive(params), handle, &template)?;
+            let value = s.get_attributes(derived, &[AttributeType::Value]);
+            let _ = s.destroy_object(derived);
+            Ok(value?.into_iter().find_map(|a| match a {
+                Attribute::Value(v) => Some(Zeroizing::new(v)),
+                _ => None,
+            }))
+        })?;
+        secret.filter(|v| v.len() == len).ok_or_else(|| {
+            Error::new(
+                Code::PSM_ERR_INTERNAL,
+                format!("token {:?} returned no {len}-byte ECDH secret", key.token.label),
+            )
+        })
     }
 }
 

@@ -68,9 +68,9 @@ impl SoftHsm {
     pub fn generate(&self, token: &str, key_type: &str, id: &str, label: &str) -> Vec<u8> {
         let mut keygen = self.tool(token);
         keygen.args(["--keypairgen", "--key-type", key_type, "--id", id, "--label", label, "--usage-sign"]);
-        if key_type.starts_with("rsa") {
-            keygen.arg("--usage-decrypt");
-        }
+        // RSA keys decrypt (key transport), EC keys derive (ECDH key
+        // agreement): what S/MIME decryption asks of each.
+        keygen.arg(if key_type.starts_with("rsa") { "--usage-decrypt" } else { "--usage-derive" });
         run(&mut keygen);
         let public = self.dir.join(format!("{token}-{id}.pub.der"));
         run(self.tool(token).args(["--read-object", "--type", "pubkey", "--id", id, "-o"]).arg(&public));
