@@ -373,38 +373,32 @@ fn smime_signed_with_a_token_key_verifies_in_openssl_cms_and_a_token_key_decrypt
     assert_eq!(v.status, Code::PSM_OK, "{v:#?}");
     assert_eq!(v.signer.as_ref().map(|s| s.sha256_hex.clone()), Some(sha256_hex(&f.alice)));
 
-    // openssl encrypts to Bob's certificate; Bob's token decrypts.
-    let (bob, plain, enc) =
-        (dir.path().join("bob.pem"), dir.path().join("plain"), dir.path().join("enc.eml"));
-    std::fs::write(&bob, f.bob.to_pem().unwrap()).unwrap();
-    std::fs::write(&plain, b"For Bob's card only.\r\n").unwrap();
+    // openssl encrypts to Bob's RSA certificate (key transport) and to
+    // Alice's EC one (ECDH key agreement); each token decrypts its own.
+    for (cert, text) in
+        [(&f.bob, &b"For Bob's card only.\r\n"[..]), (&f.alice, b"For Alice's card only.\r\n")]
+    {
+        let enc = openssl_encrypt(dir.path(), cert, text);
+        let info = c.smime_decrypt(&enc, None, 0).unwrap();
+        assert_eq!(&info.content[..], text);
+    }
+}
+
+/// `openssl cms -encrypt` (AES-256-CBC) of `text` for `cert`.
+fn openssl_encrypt(dir: &Path, cert: &X509, text: &[u8]) -> Vec<u8> {
+    let (pem, plain, enc) = (dir.join("recipient.pem"), dir.join("plain"), dir.join("enc.eml"));
+    std::fs::write(&pem, cert.to_pem().unwrap()).unwrap();
+    std::fs::write(&plain, text).unwrap();
     let out = Command::new("openssl")
         .args(["cms", "-encrypt", "-aes-256-cbc", "-in"])
         .arg(&plain)
         .arg("-out")
         .arg(&enc)
-        .arg(&bob)
+        .arg(&pem)
         .output()
         .unwrap();
     assert!(out.status.success(), "openssl cms -encrypt: {}", String::from_utf8_lossy(&out.stderr));
-    let info = c.smime_decrypt(&std::fs::read(&enc).unwrap(), None, 0).unwrap();
-    assert_eq!(&info.content[..], b"For Bob's card only.\r\n");
-
-    // And to Alice's EC certificate: ECDH key agreement on her token.
-    let alice = dir.path().join("alice.pem");
-    std::fs::write(&alice, f.alice.to_pem().unwrap()).unwrap();
-    std::fs::write(&plain, b"For Alice's card only.\r\n").unwrap();
-    let out = Command::new("openssl")
-        .args(["cms", "-encrypt", "-aes-256-cbc", "-in"])
-        .arg(&plain)
-        .arg("-out")
-        .arg(&enc)
-        .arg(&alice)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "openssl cms -encrypt (EC): {}", String::from_utf8_lossy(&out.stderr));
-    let info = c.smime_decrypt(&std::fs::read(&enc).unwrap(), None, 0).unwrap();
-    assert_eq!(&info.content[..], b"For Alice's card only.\r\n");
+    std::fs::read(&enc).unwrap()
 }
 
 #[test]
