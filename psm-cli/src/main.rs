@@ -178,9 +178,10 @@ enum KeyCmd {
 enum TokenCmd {
     /// Whether the token has a password, and how many sessions are logged in.
     Status,
-    /// psm's soft token and every token in the slots of the PKCS#11
-    /// modules the policy names: label, manufacturer, model, serial,
-    /// module, slot, flags and the URI that names it.
+    /// The PKCS#11 modules the policy names (loaded, or why not), then
+    /// psm's soft token and every token in their slots: label,
+    /// manufacturer, model, serial, module, slot, flags and the URI that
+    /// names it.
     List,
     /// Check the soft token's password (a login lasts as long as a
     /// connection: each application logs in for itself), or, with
@@ -801,9 +802,22 @@ fn token(cli: &Cli, cmd: &TokenCmd) -> Outcome {
         }
         TokenCmd::List => {
             let tokens = c.token_list()?;
+            // The modules the policy names, loaded or why not (Status).
+            let modules = status_value(&c)?["pkcs11"]["modules"].clone();
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&tokens).map_err(|e| fail(e.to_string()))?);
+                let tokens = serde_json::to_value(&tokens).map_err(|e| fail(e.to_string()))?;
+                println!("{:#}", serde_json::json!({ "modules": modules, "tokens": tokens }));
                 return Ok(());
+            }
+            for m in modules.as_array().into_iter().flatten() {
+                let path = m["path"].as_str().unwrap_or("?");
+                match (m["error"].as_str(), m["hung"]["call"].as_str()) {
+                    (Some(e), _) => println!("module {path}: not loaded: {e}"),
+                    (None, Some(call)) => {
+                        println!("module {path}: hung in {call} for {}s", m["hung"]["seconds"])
+                    }
+                    (None, None) => println!("module {path}: loaded"),
+                }
             }
             for t in &tokens {
                 println!("{}", if t.label.is_empty() { "(no label)" } else { &t.label });

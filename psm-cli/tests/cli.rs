@@ -322,10 +322,11 @@ fn keys_and_token_passwords_come_from_a_descriptor_or_the_terminal() {
         list.starts_with("psm soft token\n") && list.contains("flags:        soft initialized"),
         "{list}"
     );
-    let tokens = e.json(&["token", "list"]);
-    assert_eq!(tokens[0]["label"], "psm soft token", "{tokens:#}");
+    let listed = e.json(&["token", "list"]);
+    assert_eq!(listed["modules"], serde_json::json!([]), "{listed:#}");
+    assert_eq!(listed["tokens"][0]["label"], "psm soft token", "{listed:#}");
     // Its URI names it for login and logout, like --token for a card.
-    let uri = tokens[0]["uri"].as_str().unwrap().to_string();
+    let uri = listed["tokens"][0]["uri"].as_str().unwrap().to_string();
     assert!(e.ok(&["token", "logout", "--token", &uri]).is_empty());
     let bad = e.run(&["token", "logout", "--token", "pkcs11:token=no%20such%20card"]);
     assert_eq!(bad.status.code(), Some(1), "{}", String::from_utf8_lossy(&bad.stderr));
