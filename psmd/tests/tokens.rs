@@ -64,6 +64,9 @@ fn fixture() -> &'static Fixture {
         };
         let alice = issue(EC_TOKEN, "EC:prime256v1", "01", "Alice", ALICE);
         let bob = issue(RSA_TOKEN, "rsa:2048", "02", "Bob", BOB);
+        // A certificate without a key on the token: the CA's, as cards
+        // often carry their issuer's.
+        hsm.write_certificate(EC_TOKEN, "09", "Token CA", &ca.der());
         Fixture { hsm, ca, alice, bob }
     })
 }
@@ -206,6 +209,13 @@ fn token_certificates_appear_in_lists_and_finds_marked_with_their_token() {
     assert_eq!(by_uri.nickname, format!("{EC_TOKEN}:Alice"));
     assert_eq!(c.cert_find(ALICE).unwrap().sha256_hex, sha256_hex(&f.alice));
     assert_eq!(c.cert_find(&format!("sha256:{}", sha256_hex(&f.bob))).unwrap().token, RSA_TOKEN);
+    // A certificate on a token without its key is listed, but not as the
+    // user's; the store's copy of it is marked with the token.
+    let ca = c.cert_find(&format!("pkcs11:token={EC_TOKEN};object=Token%20CA")).unwrap();
+    assert!(!ca.has_private_key && ca.is_ca, "{ca:#?}");
+    assert!(mine.iter().all(|i| i.sha256_hex != ca.sha256_hex), "a key-less token certificate is the user's");
+    let stored = c.cert_find("token-ca").unwrap();
+    assert_eq!((stored.token.as_str(), stored.has_private_key), (EC_TOKEN, false), "{stored:#?}");
     // A URI that names several certificates is refused, not guessed.
     let e = c.cert_find("pkcs11:type=cert").unwrap_err();
     assert_eq!(e.code, Code::PSM_ERR_INVALID_ARGUMENT, "{e}");

@@ -295,16 +295,23 @@ impl State {
         Ok(keys)
     }
 
-    /// Whether the token holds a private or public key with CKA_ID `id`:
-    /// the key pair of the certificate with that id (PKCS#11 ties them by
-    /// id). Public keys are visible before login, private ones may not be.
+    /// Whether the token holds the private key of the certificate with
+    /// CKA_ID `id` (PKCS#11 ties a key pair and its certificate by id).
+    /// A token that hides private keys until login and is not logged in
+    /// cannot say: then a public key with that id stands for the pair.
     pub fn has_key_pair(&mut self, token: &TokenInfo, id: &[u8]) -> Result<bool, Error> {
         if id.is_empty() {
             return Ok(false);
         }
+        let hidden = token.flags.login_required && !self.logged_in(token)?;
         self.with_session(token, |s| {
-            for class in [ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY] {
-                let template = [Attribute::Class(class), Attribute::Id(id.to_vec())];
+            let classes: &[ObjectClass] = if hidden {
+                &[ObjectClass::PRIVATE_KEY, ObjectClass::PUBLIC_KEY]
+            } else {
+                &[ObjectClass::PRIVATE_KEY]
+            };
+            for class in classes {
+                let template = [Attribute::Class(*class), Attribute::Id(id.to_vec())];
                 if s.iter_objects(&template)?.next().is_some() {
                     return Ok(true);
                 }
