@@ -1,4 +1,4 @@
-/* bench.h: what ping-bench, sign-bench and smime-bench share: per-call timing on
+/* bench.h: what ping-bench, sign-bench, p11sign-bench and smime-bench share: per-call timing on
  * CLOCK_MONOTONIC, the median/99th-percentile summary of a run, and exact
  * reads and writes on a socket. Include after defining _POSIX_C_SOURCE. */
 
@@ -47,6 +47,36 @@ static inline void summarize(struct result *r, uint64_t *samples, long calls, ui
     r->p50_us = (double)samples[calls / 2] / 1000.0;
     r->p99_us = (double)samples[(calls * 99) / 100] / 1000.0;
     r->ops_per_s = (double)calls * 1e9 / (double)total_ns;
+}
+
+/* Untimed calls first (connection setup, sessions, page faults, CPU
+ * frequency): a tenth of a run, at most this many. */
+#define MAX_WARMUP_CALLS 200
+
+/* A signer: signs the benchmark's message once; 0 on success. */
+typedef int (*sign_fn)(void *ctx);
+
+/* Calls sign `calls` times (after a warm-up), timing each call into
+ * samples, and fills in r. */
+static inline int run_timed(sign_fn sign, void *ctx, long calls, uint64_t *samples, struct result *r)
+{
+    long warmup = calls / 10 < MAX_WARMUP_CALLS ? calls / 10 : MAX_WARMUP_CALLS;
+    uint64_t start = 0;
+    long i;
+
+    for (i = -warmup; i < calls; i++) {
+        uint64_t t0 = 0;
+        if (i == 0)
+            start = now_ns();
+        if (i >= 0)
+            t0 = now_ns();
+        if (sign(ctx) != 0)
+            return -1;
+        if (i >= 0)
+            samples[i] = now_ns() - t0;
+    }
+    summarize(r, samples, calls, now_ns() - start);
+    return 0;
 }
 
 /* Reads or writes exactly len bytes; 0, or -1 with errno set (0 = EOF). */

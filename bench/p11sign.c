@@ -56,9 +56,6 @@
 #endif
 
 #define DEFAULT_CALLS 5000
-/* Untimed calls first (sessions, page faults, CPU frequency): a tenth of
- * the run, at most this many. */
-#define MAX_WARMUP_CALLS 200
 #define MESSAGE_LEN 32
 /* What run.sh gives the key and the certificate on the token. */
 #define KEY_ID 0x01
@@ -68,9 +65,6 @@
 #define MAX_SIG_LEN 128
 #define MAX_SLOTS 64
 #define MAX_CERT_BYTES (64 * 1024)
-
-/* A signer: signs the message once; 0 on success. */
-typedef int (*sign_fn)(void *ctx);
 
 /* The module, called in-process. */
 struct p11 {
@@ -95,28 +89,6 @@ struct psm_signer {
 };
 
 static const unsigned char message[MESSAGE_LEN] = "psm p11sign-bench 32-byte text!";
-
-/* Calls sign `calls` times (after a warm-up), timing each call. */
-static int run_timed(sign_fn sign, void *ctx, long calls, uint64_t *samples, struct result *r)
-{
-    long warmup = calls / 10 < MAX_WARMUP_CALLS ? calls / 10 : MAX_WARMUP_CALLS;
-    uint64_t start = 0;
-    long i;
-
-    for (i = -warmup; i < calls; i++) {
-        uint64_t t0 = 0;
-        if (i == 0)
-            start = now_ns();
-        if (i >= 0)
-            t0 = now_ns();
-        if (sign(ctx) != 0)
-            return -1;
-        if (i >= 0)
-            samples[i] = now_ns() - t0;
-    }
-    summarize(r, samples, calls, now_ns() - start);
-    return 0;
-}
 
 static void print_openssl_error(const char *what)
 {

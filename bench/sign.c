@@ -43,9 +43,6 @@
 #define DEFAULT_CALLS_P256 5000
 #define DEFAULT_CALLS_RSA 2000
 #define DEFAULT_SECONDS 2
-/* Untimed calls first (connection setup, page faults, CPU frequency): a
- * tenth of the run, at most this many. */
-#define MAX_WARMUP_CALLS 200
 #define PING_CALLS 5000
 #define MESSAGE_LEN 32
 #define CONCURRENT_CLIENTS 2
@@ -84,9 +81,6 @@ struct keyset {
     int agent_ran;
 };
 
-/* A signer: signs the message once; 0 on success. */
-typedef int (*sign_fn)(void *ctx);
-
 struct psm_signer {
     psm_conn *conn;
     const psm_cert *cert;
@@ -112,28 +106,6 @@ struct worker {
 };
 
 static const unsigned char message[MESSAGE_LEN] = "psm sign-bench 32-byte message!";
-
-/* Calls sign `calls` times (after a warm-up), timing each call. */
-static int run_timed(sign_fn sign, void *ctx, long calls, uint64_t *samples, struct result *r)
-{
-    long warmup = calls / 10 < MAX_WARMUP_CALLS ? calls / 10 : MAX_WARMUP_CALLS;
-    uint64_t start = 0;
-    long i;
-
-    for (i = -warmup; i < calls; i++) {
-        uint64_t t0 = 0;
-        if (i == 0)
-            start = now_ns();
-        if (i >= 0)
-            t0 = now_ns();
-        if (sign(ctx) != 0)
-            return -1;
-        if (i >= 0)
-            samples[i] = now_ns() - t0;
-    }
-    summarize(r, samples, calls, now_ns() - start);
-    return 0;
-}
 
 static void print_psm_error(const char *what, psm_result res)
 {

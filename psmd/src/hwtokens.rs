@@ -215,24 +215,10 @@ pub fn list(ctx: &TlsContext, session: u64) -> Vec<proto::TokenInfo> {
 
 /// The one token `uri` names, with its module.
 fn find_token(ctx: &TlsContext, uri: &str) -> Result<(Arc<Module>, pkcs11::TokenInfo), Error> {
-    let parsed = Pkcs11Uri::parse(uri)?;
-    let mut found = Vec::new();
-    let mut failure = None;
-    for m in ctx.pkcs11_modules() {
-        match m.tokens() {
-            Ok(tokens) => {
-                found.extend(tokens.into_iter().filter(|t| parsed.matches_token(t)).map(|t| (m.clone(), t)))
-            }
-            Err(e) => {
-                failure.get_or_insert(e);
-            }
-        }
-    }
+    let mut found = pkcs11::matching_tokens(&ctx.pkcs11_modules(), &Pkcs11Uri::parse(uri)?)?;
     match found.len() {
         1 => Ok(found.remove(0)),
-        0 => Err(failure.unwrap_or_else(|| {
-            Error::new(Code::PSM_ERR_NOT_FOUND, "no token present matches the PKCS#11 URI")
-        })),
+        0 => Err(Error::new(Code::PSM_ERR_NOT_FOUND, "no token present matches the PKCS#11 URI")),
         n => Err(Error::new(
             Code::PSM_ERR_INVALID_ARGUMENT,
             format!("{n} tokens match the PKCS#11 URI; add serial= or token= to name one"),
@@ -530,28 +516,7 @@ pub fn key_for(
         object_type: Some(pkcs11::ObjectType::PrivateKey),
         ..Default::default()
     };
-    let mut keys = module.private_keys(token, &uri)?;
-    let key = match keys.len() {
-        1 => keys.remove(0),
-        0 => {
-            return Err(Error::new(
-                Code::PSM_ERR_NOT_FOUND,
-                format!(
-                    "token \"{}\" holds no private key for certificate {}",
-                    token.label, cert.info.nickname
-                ),
-            ));
-        }
-        n => {
-            return Err(Error::new(
-                Code::PSM_ERR_INVALID_ARGUMENT,
-                format!(
-                    "token \"{}\" holds {n} private keys with the id of certificate {}",
-                    token.label, cert.info.nickname
-                ),
-            ));
-        }
-    };
+    let key = pkcs11::find_key(std::slice::from_ref(&module), &uri)?;
     let k = KeyRef { module, key, cert };
     let mut st = ctx.hw.state();
     if st.generation == generation {
@@ -560,21 +525,11 @@ pub fn key_for(
     Ok(Some(k))
 }
 
-/// Signs `data` with a token key: DER for ECDSA, as the soft token's.
+/// Signs `data` with a token key: DER for ECDSA, as the soft token's. A
+/// login lost behind psm's back (removal, the token's own timeout) forgets
+/// the keys found, to be found again after the next login.
 pub fn sign(ctx: &TlsContext, key: &KeyRef, alg: SigAlg, data: &[u8]) -> Result<Vec<u8>, Error> {
-    signed(ctx, key, alg, key.module.sign(&key.key, alg, data))
-}
-
-/// What a token's signature means for psm: DER for ECDSA; a login lost
-/// behind psm's back (removal, the token's own timeout) forgets the keys
-/// found, to be found again after the next login.
-fn signed(
-    ctx: &TlsContext,
-    key: &KeyRef,
-    alg: SigAlg,
-    raw: Result<Vec<u8>, Error>,
-) -> Result<Vec<u8>, Error> {
-    let sig = raw.inspect_err(|e| {
+    let sig = key.module.sign(&key.key, alg, data).inspect_err(|e| {
         if e.code == Code::PSM_ERR_LOGIN_REQUIRED {
             ctx.hw.invalidate();
         }
@@ -594,6 +549,24 @@ pub fn merge_into(listing: &mut [CertInfo], token_certs: &[Arc<TokenCert>]) {
             stored.token = c.info.token.clone();
             stored.uri = c.info.uri.clone();
             stored.has_private_key |= c.info.has_private_key;
+        }
+    }
+}
+
+/// Completes a store listing made with `filter` (`CERTS_*`) with the
+/// tokens present: stored certificates a token holds too are marked with
+/// it, and the tokens' certificates that match the filter are added.
+pub fn add_token_certs(ctx: &TlsContext, listing: &mut Vec<CertInfo>, filter: u32) {
+    if ctx.pkcs11_modules().is_empty() {
+        return;
+    }
+    let on_tokens = certificates(ctx);
+    merge_into(listing, &on_tokens);
+    for c in on_tokens.iter() {
+        if crate::store::matches_filter(&c.info, filter)
+            && !listing.iter().any(|s| s.sha256_hex == c.info.sha256_hex)
+        {
+            listing.push(c.info.clone());
         }
     }
 }

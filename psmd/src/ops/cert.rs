@@ -46,18 +46,7 @@ pub fn list(shared: &Shared, filter: u32) -> Outcome {
     let (ctx, store) = (shared.tls.clone(), shared.store.clone());
     Outcome::Work(Box::new(move || {
         let mut certs = lock(&store).list(filter)?;
-        if !ctx.pkcs11_modules().is_empty() {
-            let on_tokens = crate::hwtokens::certificates(&ctx);
-            crate::hwtokens::merge_into(&mut certs, &on_tokens);
-            certs.extend(
-                on_tokens
-                    .iter()
-                    .filter(|c| !certs.iter().any(|s| s.sha256_hex == c.info.sha256_hex))
-                    .filter(|c| crate::store::matches_filter(&c.info, filter))
-                    .map(|c| c.info.clone())
-                    .collect::<Vec<_>>(),
-            );
-        }
+        crate::hwtokens::add_token_certs(&ctx, &mut certs, filter);
         Ok(Reply::Certs(certs))
     }))
 }

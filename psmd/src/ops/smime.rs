@@ -725,15 +725,7 @@ fn decrypt_to(
         let store = jc.ctx.lock_store();
         store.list(CERTS_USER)?.into_iter().filter(|c| c.has_private_key).collect::<Vec<_>>()
     };
-    if !jc.ctx.pkcs11_modules().is_empty() {
-        mine.extend(
-            crate::hwtokens::certificates(jc.ctx)
-                .iter()
-                .filter(|c| c.info.has_private_key && !mine.iter().any(|m| m.sha256_hex == c.info.sha256_hex))
-                .map(|c| c.info.clone())
-                .collect::<Vec<_>>(),
-        );
-    }
+    crate::hwtokens::add_token_certs(jc.ctx, &mut mine, CERTS_USER);
     let found = mine.into_iter().find_map(|info| {
         let x = X509::from_der(&info.der).ok()?;
         msg.cms.is_recipient(&x).then_some((info, x))

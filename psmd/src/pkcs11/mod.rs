@@ -209,62 +209,19 @@ impl Modules {
         (tokens, failed)
     }
 
-    /// The loaded modules and tokens a URI can name (by module-path,
-    /// module-name and the token attributes).
-    fn matching_tokens(&self, uri: &Pkcs11Uri) -> Result<Vec<(&Arc<Module>, TokenInfo)>, Error> {
-        let mut found = Vec::new();
-        let mut first_error = None;
-        for m in &self.loaded {
-            match m.tokens() {
-                Ok(tokens) => {
-                    found.extend(tokens.into_iter().filter(|t| uri.matches_token(t)).map(|t| (m, t)))
-                }
-                // A hung or failing module must not hide the tokens of the
-                // others; its error is reported only if nothing matched.
-                Err(e) => {
-                    first_error.get_or_insert(e);
-                }
-            }
-        }
-        match (found.is_empty(), first_error) {
-            (true, Some(e)) => Err(e),
-            _ => Ok(found),
-        }
-    }
-
     /// X.509 certificates on the tokens a URI names that match its object
     /// attributes.
     pub fn find_certificates(&self, uri: &Pkcs11Uri) -> Result<Vec<TokenCertificate>, Error> {
         let mut certs = Vec::new();
-        for (m, token) in self.matching_tokens(uri)? {
+        for (m, token) in matching_tokens(&self.loaded, uri)? {
             certs.extend(m.certificates(&token, uri)?);
         }
         Ok(certs)
     }
 
-    /// The one private key a URI names. None, or more than one, is an error
-    /// that says which; a key hidden until login yields
-    /// `PSM_ERR_LOGIN_REQUIRED` naming the token.
+    /// The one private key a URI names (see [`find_key`]).
     pub fn find_key(&self, uri: &Pkcs11Uri) -> Result<TokenKey, Error> {
-        let mut keys = Vec::new();
-        let mut login_needed = None;
-        for (m, token) in self.matching_tokens(uri)? {
-            match m.private_keys(&token, uri) {
-                Ok(k) => keys.extend(k),
-                Err(e) if e.code == Code::PSM_ERR_LOGIN_REQUIRED => login_needed = Some(e),
-                Err(e) => return Err(e),
-            }
-        }
-        match keys.len() {
-            1 => Ok(keys.remove(0)),
-            0 => Err(login_needed.unwrap_or_else(|| {
-                Error::new(Code::PSM_ERR_NOT_FOUND, "no private key on any token matches the PKCS#11 URI")
-            })),
-            n => Err(Error::new(
-                Code::PSM_ERR_INVALID_ARGUMENT,
-                format!("{n} private keys match the PKCS#11 URI; name one with token=, object= or id="),
-            )),
-        }
+        find_key(&self.loaded, uri)
     }
 
     /// Polls every loaded module's slots and returns the tokens inserted or
@@ -272,6 +229,57 @@ impl Modules {
     /// token as inserted). A module that fails to answer is skipped.
     pub fn poll_presence(&mut self) -> Vec<PresenceChange> {
         self.presence.poll(&self.loaded)
+    }
+}
+
+/// The tokens of `modules` a URI can name (by module-path, module-name
+/// and the token attributes), with their module.
+pub fn matching_tokens(
+    modules: &[Arc<Module>],
+    uri: &Pkcs11Uri,
+) -> Result<Vec<(Arc<Module>, TokenInfo)>, Error> {
+    let mut found = Vec::new();
+    let mut first_error = None;
+    for m in modules {
+        match m.tokens() {
+            Ok(tokens) => {
+                found.extend(tokens.into_iter().filter(|t| uri.matches_token(t)).map(|t| (m.clone(), t)))
+            }
+            // A hung or failing module must not hide the tokens of the
+            // others; its error is reported only if nothing matched.
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match (found.is_empty(), first_error) {
+        (true, Some(e)) => Err(e),
+        _ => Ok(found),
+    }
+}
+
+/// The one private key on the tokens of `modules` a URI names. None, or
+/// more than one, is an error that says which; a key hidden until login
+/// yields `PSM_ERR_LOGIN_REQUIRED` naming the token.
+pub fn find_key(modules: &[Arc<Module>], uri: &Pkcs11Uri) -> Result<TokenKey, Error> {
+    let mut keys = Vec::new();
+    let mut login_needed = None;
+    for (m, token) in matching_tokens(modules, uri)? {
+        match m.private_keys(&token, uri) {
+            Ok(k) => keys.extend(k),
+            Err(e) if e.code == Code::PSM_ERR_LOGIN_REQUIRED => login_needed = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match keys.len() {
+        1 => Ok(keys.remove(0)),
+        0 => Err(login_needed.unwrap_or_else(|| {
+            Error::new(Code::PSM_ERR_NOT_FOUND, "no private key on any token matches the PKCS#11 URI")
+        })),
+        n => Err(Error::new(
+            Code::PSM_ERR_INVALID_ARGUMENT,
+            format!("{n} private keys match the PKCS#11 URI; name one with token=, object= or id="),
+        )),
     }
 }
 

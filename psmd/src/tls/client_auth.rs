@@ -138,14 +138,8 @@ impl ClientCerts {
     fn candidates(&self, hints: &[&[u8]]) -> Result<Vec<psm::proto::CertInfo>, Error> {
         let now = super::unix_now() as i64;
         let mut certs = self.ctx.lock_store().list(CERTS_USER)?;
-        if !self.ctx.pkcs11_modules().is_empty() {
-            // Certificates on the tokens present whose key is there too.
-            for c in crate::hwtokens::certificates(&self.ctx).iter() {
-                if c.info.has_private_key && !certs.iter().any(|s| s.sha256_hex == c.info.sha256_hex) {
-                    certs.push(c.info.clone());
-                }
-            }
-        }
+        // And those on the tokens present whose key is there too.
+        crate::hwtokens::add_token_certs(&self.ctx, &mut certs, CERTS_USER);
         Ok(certs
             .into_iter()
             .filter(|c| c.has_private_key && c.not_before <= now && now <= c.not_after && !c.is_ca)

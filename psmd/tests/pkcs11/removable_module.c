@@ -23,16 +23,14 @@
  * C_Initialize and C_Finalize are SoftHSM's own: load this module alone,
  * not next to SoftHSM in one process (SoftHSM is one instance per process).
  * It exports only C_GetFunctionList (a PKCS#11 2.40 module). */
-#include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <unistd.h>
 
-#ifndef SOFTHSM_PATH
-#define SOFTHSM_PATH "/usr/lib/softhsm/libsofthsm2.so"
-#endif
+#include "softhsm_loader.h"
+
 #define REMOVED_ENV "PSM_TEST_TOKEN_REMOVED"
 #define MAX_SLOTS 64
 
@@ -274,20 +272,12 @@ SESSION_CALL(C_GenerateRandom, (CK_SESSION_HANDLE s, CK_BYTE_PTR out, CK_ULONG l
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 {
-    void *lib = NULL;
-    CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR) = NULL;
-
     if (list == NULL) {
         return CKR_ARGUMENTS_BAD;
     }
     if (real == NULL) {
-        lib = dlopen(SOFTHSM_PATH, RTLD_NOW | RTLD_LOCAL);
-        if (lib == NULL) {
-            return CKR_GENERAL_ERROR;
-        }
-        /* POSIX: the way to turn dlsym's object pointer into a function pointer. */
-        *(void **)(&get) = dlsym(lib, "C_GetFunctionList");
-        if (get == NULL || get(&real) != CKR_OK) {
+        real = load_softhsm();
+        if (real == NULL) {
             return CKR_GENERAL_ERROR;
         }
         wrapped = *real;

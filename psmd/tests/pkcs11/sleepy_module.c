@@ -5,14 +5,12 @@
  * SoftHSM is loaded once per process, so this module shares it with the
  * plain SoftHSM module a test loads next to it: C_Finalize here does
  * nothing, to leave SoftHSM initialized for the other. */
-#include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stddef.h>
 #include <unistd.h>
 
-#ifndef SOFTHSM_PATH
-#define SOFTHSM_PATH "/usr/lib/softhsm/libsofthsm2.so"
-#endif
+#include "softhsm_loader.h"
+
 #define SLEEP_SECONDS 3600
 
 static CK_FUNCTION_LIST wrapped;
@@ -33,20 +31,12 @@ static CK_RV keep_initialized(CK_VOID_PTR reserved)
 
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR list)
 {
-    void *lib = NULL;
-    CK_RV (*get)(CK_FUNCTION_LIST_PTR_PTR) = NULL;
-
     if (list == NULL) {
         return CKR_ARGUMENTS_BAD;
     }
     if (real == NULL) {
-        lib = dlopen(SOFTHSM_PATH, RTLD_NOW | RTLD_LOCAL);
-        if (lib == NULL) {
-            return CKR_GENERAL_ERROR;
-        }
-        /* POSIX: the way to turn dlsym's object pointer into a function pointer. */
-        *(void **)(&get) = dlsym(lib, "C_GetFunctionList");
-        if (get == NULL || get(&real) != CKR_OK) {
+        real = load_softhsm();
+        if (real == NULL) {
             return CKR_GENERAL_ERROR;
         }
         wrapped = *real;
